@@ -1,0 +1,55 @@
+"""L0 — the cell under test is the standard LSTM.
+
+Its (h_next, c_next) equal the equations of CLAIMS.md, in float64 and float32 (each
+against the float64 reference, within a tolerance derived from the dtype), and so does
+its backward: vector-Jacobian products with respect to x, h, c and the four parameters.
+Every other claim presupposes L0.
+"""
+from __future__ import annotations
+
+from claims import through_cell
+from claims.registry import Claim, register
+from claims.tolerances import forward_tolerance, vjp_tolerance
+from claims.violation import assert_within, where
+from reference.lstm_step import lstm_step, lstm_step_vjp
+
+CLAIM = register(Claim(
+    id="L0",
+    title="the cell under test is the standard LSTM",
+    statement="c_t = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t, with the gates σ/tanh of W_ih x_t + W_hh h_{t-1} + b "
+              "(torch.nn.LSTMCell conventions, gate order i, f, g, o); h_t = o_t ⊙ tanh(c_t).",
+    condition="always (it defines the object of every other claim)",
+    quantity="|cell - float64 reference| of h_next, c_next and of the VJPs with respect to x, h, c, "
+             "weight_ih, weight_hh, bias_ih, bias_hh, elementwise against derived rounding bounds",
+))
+
+WHY_FORWARD = "rounding bound: γ_K of Σ|W||x| per pre-activation, K = m + n + 2, carried through σ, tanh and the products"
+WHY_BACKWARD = "rounding bound: γ_(6+max(4n,B)) of the backward's magnitudes plus the forward errors of the saved gates"
+
+
+def check_forward(cut, problem, device, dtype) -> dict:
+    """The cell's (h_next, c_next) against reference.lstm_step; returns the worst |diff|/allowed."""
+    __tracebackhide__ = True
+    p = problem
+    h_ref, c_ref = lstm_step(p.params, p.x, p.h, p.c)
+    h_cell, c_cell = through_cell.forward(cut, p, device, dtype)
+    tol = forward_tolerance(p.params, p.x, p.h, p.c, dtype)
+    ctx = f"{where(device, dtype)}, B={p.batch} m={p.input_size} n={p.hidden_size}"
+    worst = max(assert_within("L0", "c_next", c_cell, c_ref, tol["c_next"], context=ctx, why=WHY_FORWARD),
+                assert_within("L0", "h_next", h_cell, h_ref, tol["h_next"], context=ctx, why=WHY_FORWARD))
+    return {"worst_error_over_allowed": worst}
+
+
+def check_backward(cut, problem, device, dtype) -> dict:
+    """The cell's autograd VJPs against reference.lstm_step_vjp (derived by hand)."""
+    __tracebackhide__ = True
+    p = problem
+    ref = lstm_step_vjp(p.params, p.x, p.h, p.c, p.v_h, p.v_c).as_dict()
+    got = through_cell.vjps(cut, p, device, dtype)
+    tol = vjp_tolerance(p.params, p.x, p.h, p.c, p.v_h, p.v_c, dtype)
+    ctx = f"{where(device, dtype)}, B={p.batch} m={p.input_size} n={p.hidden_size}, backward"
+    worst = 0.0
+    for name in ref:
+        worst = max(worst, assert_within("L0", f"d(v·out)/d{name}", got[name], ref[name], tol[name],
+                                         context=ctx, why=WHY_BACKWARD))
+    return {"worst_error_over_allowed": worst}

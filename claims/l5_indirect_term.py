@@ -1,0 +1,103 @@
+"""L5 — the indirect term is bounded, and small when the gates saturate.
+
+Note: "The indirect term flows through three sigmoid gates and the candidate's tanh, all
+of which are saturating activations — these contributions are small whenever the gates
+are near their saturation values." Precisely (CLAIMS.md L5), with E_t = K_t M_{t-1}:
+
+    ||E_t|| <= B1 = (||c ⊙ σ'(a^f)||_∞ ||W_hf|| + ||g ⊙ σ'(a^i)||_∞ ||W_hi|| + ||i ⊙ tanh'(a^g)||_∞ ||W_hg||)
+                    · ||o_{t-1} ⊙ tanh'(c_{t-1})||_∞
+            <= B2 = ||c||_∞ ||W_hf||/4 + ||W_hi||/4 + ||W_hg||
+
+on every sample; and E_t -> 0 as the pre-activations are scaled up (a -> s a): with
+α = min |a| over the i, f, g gates, σ'(s a) <= e^{-s α} and tanh'(s a) <= 4 e^{-2 s α}, so
+
+    ||E_t(s)|| <= B_sat(s) = (||c||_∞ ||W_hf|| + ||W_hi||) s e^{-s α} + 4 s ||W_hg|| e^{-2 s α}   (|| M ||_∞ <= 1)
+
+which goes to 0. E_t is measured on the cell: its Jacobian through h = o ⊙ tanh(c) minus
+its direct term at the same point.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+
+from claims import through_cell
+from claims.l2_decomposition import jacobian_tolerance
+from claims.registry import Claim, register
+from claims.violation import assert_bound, where
+from reference.cell_state_jacobians import cell_state_jacobian, indirect_term_bounds, spectral_norm
+
+CLAIM = register(Claim(
+    id="L5",
+    title="the indirect term is bounded and vanishes under saturation",
+    statement="The indirect term flows through three sigmoid gates and the candidate's tanh, all saturating: "
+              "these contributions are small whenever the gates are near their saturation values.",
+    condition="the bound B1 <= B2 always; 'small' when pre-activations are pushed into saturation "
+              "(min |a| over i, f, g bounded away from 0)",
+    quantity="||E_t|| = ||J_t - diag(f_t)|| measured on the cell, against B1, B2 and B_sat(s) under scaling a -> s a",
+))
+
+
+def measured_indirect_term(cut, problem, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(||E_t|| per example, an upper bound on its rounding error) from the cell's autograd."""
+    J, h_used = through_cell.c_jacobian(cut, problem, device, dtype, through_h=True)
+    D = through_cell.c_jacobian(cut, dataclasses.replace(problem, h=h_used), device, dtype, through_h=False)
+    # ||ΔE||_2 <= ||ΔE||_F; ΔJ bounded by L2's elementwise tolerance, ΔD by the same (its diagonal is a part of J's).
+    err = 2 * torch.linalg.matrix_norm(jacobian_tolerance(problem, dtype), ord="fro")
+    return spectral_norm(J - D), err
+
+
+def scaled(problem, s: float):
+    """The same problem with every weight and bias times s (a power of two: exact), so a -> s a."""
+    return dataclasses.replace(problem, params=problem.params.map(lambda t: t * s))
+
+
+def check_bound(cut, problem, device, dtype) -> dict:
+    __tracebackhide__ = True
+    p = problem
+    ctx = f"{where(device, dtype)}, B={p.batch} m={p.input_size} n={p.hidden_size}"
+    E, err = measured_indirect_term(cut, p, device, dtype)
+    b1, b2 = indirect_term_bounds(p.params, cell_state_jacobian(p.params, p.x, p.c, p.o_prev), p.c)
+    tight = 0.0
+    for b in range(p.batch):
+        tight = max(tight, assert_bound("L5", f"||K_t M_(t-1)|| (example {b})", E[b].item(), b1[b].item() + err[b].item(),
+                                        context=ctx, why="B1 of CLAIMS.md L5, plus the rounding of the cell's Jacobian"))
+        # B1 <= B2 holds in exact arithmetic; both are float64 sums of a few terms (rel. error <= 10 u).
+        assert_bound("L5", f"B1 (example {b})", b1[b].item(), b2[b].item() * (1 + 10 * 2.0 ** -53), context=ctx,
+                     why="B2 = ||c||_∞ ||W_hf||/4 + ||W_hi||/4 + ||W_hg||")
+    return {"max_E_over_B1": tight, "max_E": E.max().item()}
+
+
+def saturation_floor(problem) -> float:
+    """α = min |a| over the i, f, g pre-activations (the o gate does not enter E_t)."""
+    h = problem.o_prev * torch.tanh(problem.c)
+    a = problem.x @ problem.params.weight_ih.T + problem.params.bias_ih + h @ problem.params.weight_hh.T \
+        + problem.params.bias_hh
+    return a[:, :3 * problem.hidden_size].abs().min().item()
+
+
+def saturation_bound(problem, s: float, alpha: float) -> float:
+    W = {k: spectral_norm(problem.params.hh_block(k)).item() for k in "fig"}
+    c_inf = problem.c.abs().max().item()
+    return (c_inf * W["f"] + W["i"]) * s * math.exp(-s * alpha) + 4 * s * W["g"] * math.exp(-2 * s * alpha)
+
+
+def check_saturation(cut, problem, device, dtype, *, target_exponent: float = 40.0) -> dict:
+    """Scale a -> s a for s = 1, 2, 4, ... until s α >= target_exponent; ||E(s)|| <= min(B1, B_sat) + rounding."""
+    __tracebackhide__ = True
+    alpha = saturation_floor(problem)
+    ctx = f"{where(device, dtype)}, B={problem.batch} n={problem.hidden_size}, α = min|a| = {alpha:.3g}"
+    s, history = 1.0, []
+    while True:
+        q = scaled(problem, s)
+        E, err = measured_indirect_term(cut, q, device, dtype)
+        b_sat = saturation_bound(problem, s, alpha)
+        assert_bound("L5", f"||E(s)|| at s = {s:g}", E.max().item(), b_sat + err.max().item(), context=ctx,
+                     why="B_sat(s) = (||c|| ||W_hf|| + ||W_hi||) s e^(-s α) + 4 s ||W_hg|| e^(-2 s α), plus rounding")
+        history.append(E.max().item())
+        if s * alpha >= target_exponent:
+            break
+        s *= 2
+    return {"E_at_s1": history[0], "E_saturated": history[-1], "scales_tried": len(history)}

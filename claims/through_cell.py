@@ -1,0 +1,71 @@
+"""Running a StepProblem through the cell under test and differentiating it with autograd.
+
+Everything the L-claims measure comes from here: the cell's own forward and its own
+backward, on the device and dtype under test, returned as float64 on the CPU.
+"""
+from __future__ import annotations
+
+import torch
+
+from claims.cell_under_test import PARAM_NAMES, CellUnderTest
+from strategies.lstm_problems import StepProblem
+
+
+def _leaf(t, device, dtype):
+    return t.to(device=device, dtype=dtype).detach().requires_grad_(True)
+
+
+def forward(cut: CellUnderTest, problem: StepProblem, device, dtype):
+    """(h_next, c_next) of the cell, float64 on CPU."""
+    cell = cut.with_params(problem.params, device, dtype)
+    with torch.no_grad():
+        h_next, c_next = cut.step(cell, *(t.to(device=device, dtype=dtype) for t in (problem.x, problem.h, problem.c)))
+    return h_next.to("cpu", torch.float64), c_next.to("cpu", torch.float64)
+
+
+def vjps(cut: CellUnderTest, problem: StepProblem, device, dtype) -> dict:
+    """(v_h, v_c)ᵀ ∂(h_next, c_next)/∂(x, h, c, params) by the cell's autograd.
+
+    An input the cell's graph does not reach has gradient zero (a detached state is a
+    wrong gradient, not a crash).
+    """
+    cell = cut.with_params(problem.params, device, dtype)
+    x, h, c = (_leaf(t, device, dtype) for t in (problem.x, problem.h, problem.c))
+    h_next, c_next = cut.step(cell, x, h, c)
+    wrt = {"x": x, "h": h, "c": c, **{name: getattr(cell, name) for name in PARAM_NAMES}}
+    outs = [(o, v) for o, v in ((h_next, problem.v_h), (c_next, problem.v_c)) if o.requires_grad]
+    grads = torch.autograd.grad([o for o, _ in outs], list(wrt.values()),
+                                [v.to(device=device, dtype=dtype) for _, v in outs], allow_unused=True)
+    return {name: (torch.zeros_like(t) if g is None else g).detach().to("cpu", torch.float64)
+            for (name, t), g in zip(wrt.items(), grads)}
+
+
+def c_jacobian(cut: CellUnderTest, problem: StepProblem, device, dtype, *, through_h: bool) -> torch.Tensor:
+    """dc_t/dc_{t-1} per batch row, (B, n, n) float64, by n backward passes of the cell.
+
+    through_h=False: h_{t-1} = problem.h held fixed (L1).
+    through_h=True: h_{t-1} = o_{t-1} ⊙ tanh(c_{t-1}) computed in `dtype` and
+    differentiated too (L2); returns also that h as float64.
+    Row k is Σ_b ∂c_t[b, k]/∂c_{t-1}[b, :]; the rows of a batch never mix in a correct
+    cell, so this is each example's Jacobian row (and a cell that mixes them is caught).
+    """
+    cell = cut.with_params(problem.params, device, dtype)
+    x = problem.x.to(device=device, dtype=dtype)
+    c = _leaf(problem.c, device, dtype)
+    if through_h:
+        h = problem.o_prev.to(device=device, dtype=dtype) * torch.tanh(c)
+    else:
+        h = problem.h.to(device=device, dtype=dtype)
+    _, c_next = cut.step(cell, x, h, c)
+    n = problem.hidden_size
+    rows = []
+    for k in range(n):
+        if not c_next.requires_grad:
+            rows.append(torch.zeros_like(c))
+            continue
+        onehot = torch.zeros_like(c_next)
+        onehot[:, k] = 1
+        (g,) = torch.autograd.grad(c_next, c, onehot, retain_graph=k < n - 1, allow_unused=True)
+        rows.append(torch.zeros_like(c) if g is None else g)
+    J = torch.stack(rows, dim=1).detach().to("cpu", torch.float64)  # (B, n_out, n_in)
+    return (J, h.detach().to("cpu", torch.float64)) if through_h else J

@@ -1,0 +1,149 @@
+"""Tolerances, derived from the dtype's unit roundoff and the problem's size and magnitudes.
+
+No number here is tuned to make a run pass. Each bound is a worst-case rounding-error
+bound (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3) for computing the
+LSTM step of CLAIMS.md in the given dtype from inputs that are exactly representable in
+it (the strategies draw float32-exact values), plus the same bound for the float64
+reference, which is also computed in floating point. Values (forward) and gradients
+(vector-Jacobian products) have separate derivations: `forward_error`, `vjp_error`.
+
+Notation: u = unit roundoff (2^-24 float32, 2^-53 float64); γ_k = k u / (1 - k u).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
+
+UNIT_ROUNDOFF = {torch.float64: 2.0 ** -53, torch.float32: 2.0 ** -24}
+
+# Accuracy of one evaluation of exp/sigmoid/tanh, in units of u. torch's CPU kernels
+# (SLEEF's u10 routines, <= 1 ulp) and CUDA's libdevice expf/tanhf (<= 2 ulp), plus the
+# two roundings of the composition 1 / (1 + exp(-a)): at most 4 u of the result.
+ACTIVATION_ULPS = 4
+
+# |σ''| <= 1/(6√3) < 0.1 and |tanh''| <= 4/(3√3) < 0.77: how an error in a pre-activation
+# moves σ' and tanh'. Used in the backward bound below.
+SIGMOID_LIPSCHITZ, TANH_LIPSCHITZ = 0.25, 1.0
+
+
+def unit_roundoff(dtype: torch.dtype) -> float:
+    try:
+        return UNIT_ROUNDOFF[dtype]
+    except KeyError:
+        raise TypeError(f"no tolerance is derived for dtype {dtype}; the suite checks "
+                        f"{sorted(map(str, UNIT_ROUNDOFF))}") from None
+
+
+def gamma(k: int, dtype: torch.dtype) -> float:
+    """γ_k: bound on the relative error of a sum or product of k+1 terms (any order, FMA or not)."""
+    u = unit_roundoff(dtype)
+    if k * u >= 1:
+        raise ValueError(f"γ_{k} is undefined for {dtype} (k u >= 1)")
+    return k * u / (1 - k * u)
+
+
+@dataclass(frozen=True)
+class ForwardError:
+    """Elementwise absolute error bounds of one step computed in `dtype`, each (B, n)."""
+
+    dtype: torch.dtype
+    terms: int  # K: terms summed per pre-activation
+    a: dict  # gate -> bound on |fl(a) - a|
+    gate: dict  # gate -> bound on |fl(σ or tanh) - exact|
+    c_next: torch.Tensor
+    tanh_c: torch.Tensor
+    h_next: torch.Tensor
+
+
+def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> ForwardError:
+    """Bounds on |cell_dtype - exact| for a cell computing the standard LSTM step in `dtype`.
+
+    params, x, h, c: the exact (float64) inputs. h_error: an elementwise bound on the
+    error of h itself when the cell is fed a rounded h (L2 feeds h = o ⊙ tanh(c)).
+    """
+    u = unit_roundoff(dtype)
+    n, m = params.hidden_size, params.input_size
+    # a = W_ih x + b_ih + W_hh h + b_hh is a sum of K = m + n + 2 products: in any order
+    # |fl(a) - a| <= γ_K Σ|terms| (Higham eq. 3.5).
+    K = m + n + 2
+    A = x.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + h.abs() @ params.weight_hh.abs().T \
+        + params.bias_hh.abs()
+    err_a = gamma(K, dtype) * A
+    if h_error is not None:  # a rounded h moves a by at most |W_hh| |Δh|
+        err_a = err_a + (1 + gamma(n, dtype)) * (h_error @ params.weight_hh.abs().T)
+    err_a = dict(zip("ifgo", err_a.chunk(4, dim=1)))
+    gt = preactivations(params, x, h)
+    i, f, g, o = gt.i, gt.f, gt.g, gt.o
+    # An activation moves by (Lipschitz constant) x (input error), then rounds (ACTIVATION_ULPS u of its value).
+    ev = ACTIVATION_ULPS * u
+    gate = {"i": SIGMOID_LIPSCHITZ * err_a["i"] + ev * i, "f": SIGMOID_LIPSCHITZ * err_a["f"] + ev * f,
+            "g": TANH_LIPSCHITZ * err_a["g"] + ev * g.abs(), "o": SIGMOID_LIPSCHITZ * err_a["o"] + ev * o}
+    # c' = f c + i g: errors of f, i, g carried by the product rule (exactly, with the
+    # second-order term), and two products and one sum rounded: γ_3 of |f c| + |i g|.
+    c_next = f * c + i * g
+    err_c = c.abs() * gate["f"] + g.abs() * gate["i"] + i * gate["g"] + gate["i"] * gate["g"] \
+        + gamma(3, dtype) * (f * c.abs() + i * g.abs())
+    t = torch.tanh(c_next)
+    err_t = TANH_LIPSCHITZ * err_c + ev * t.abs()
+    err_h = t.abs() * gate["o"] + o * err_t + gate["o"] * err_t + u * (o * t.abs())
+    return ForwardError(dtype, K, err_a, gate, err_c, err_t, err_h)
+
+
+def _vjp_magnitudes(params, x, h, c, v_h, v_c, fac):
+    """The backward of reference.lstm_step.lstm_step_vjp evaluated on absolute values.
+
+    `fac` holds |o|, |tanh c'|, |tanh'(c')|, |i|, |f|, |g|, |σ'(a^i)|, |σ'(a^f)|,
+    |tanh'(a^g)|, |σ'(a^o)| (possibly enlarged by their error bounds). Every output is a
+    polynomial with non-negative coefficients in these, so enlarging a factor enlarges
+    the output: magnitudes(values + errors) - magnitudes(values) bounds the propagated error.
+    """
+    dc = v_c.abs() + v_h.abs() * fac["o"] * fac["dtanh_c"]
+    do = v_h.abs() * fac["tanh_c"]
+    da = torch.cat([dc * fac["g"] * fac["ds_i"], dc * c.abs() * fac["ds_f"], dc * fac["i"] * fac["dt_g"],
+                    do * fac["ds_o"]], dim=1)
+    db = da.sum(0)
+    return {"x": da @ params.weight_ih.abs(), "h": da @ params.weight_hh.abs(), "c": dc * fac["f"],
+            "weight_ih": da.T @ x.abs(), "weight_hh": da.T @ h.abs(), "bias_ih": db, "bias_hh": db}
+
+
+def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> dict:
+    """Elementwise bounds on |VJP computed in `dtype` - exact VJP| for each of x, h, c and the 4 parameters.
+
+    The backward rounds along a chain of at most 6 products and sums before the final
+    reductions (over 4n gate rows for x and h, over the batch B for parameters):
+    γ_{6 + max(4n, B)} of the magnitudes. The forward errors of the saved activations
+    enter through the factors they multiply (see _vjp_magnitudes).
+    """
+    u = unit_roundoff(dtype)
+    fe = forward_error(params, x, h, c, dtype, h_error=h_error)
+    gt = preactivations(params, x, h)
+    i, f, g, o = gt.i, gt.f, gt.g, gt.o
+    t = torch.tanh(f * c + i * g)
+    exact = {"o": o, "tanh_c": t.abs(), "dtanh_c": 1 - t * t, "i": i, "f": f, "g": g.abs(),
+             "ds_i": dsigmoid(gt.a_i), "ds_f": dsigmoid(gt.a_f), "dt_g": dtanh(gt.a_g), "ds_o": dsigmoid(gt.a_o)}
+    # Error of each factor: σ' = σ(1-σ) from a σ off by e is off by <= e + 3u (|1 - 2σ| <= 1, 3 roundings);
+    # tanh' = 1 - t² from a t off by e is off by <= 2e + e² + 2u.
+    err = {"o": fe.gate["o"], "tanh_c": fe.tanh_c, "dtanh_c": 2 * fe.tanh_c + fe.tanh_c ** 2 + 2 * u,
+           "i": fe.gate["i"], "f": fe.gate["f"], "g": fe.gate["g"],
+           "ds_i": fe.gate["i"] + 3 * u, "ds_f": fe.gate["f"] + 3 * u,
+           "dt_g": 2 * fe.gate["g"] + fe.gate["g"] ** 2 + 2 * u, "ds_o": fe.gate["o"] + 3 * u}
+    base = _vjp_magnitudes(params, x, h, c, v_h, v_c, exact)
+    enlarged = _vjp_magnitudes(params, x, h, c, v_h, v_c, {k: exact[k].abs() + err[k] for k in exact})
+    k = 6 + max(4 * params.hidden_size, x.shape[0])
+    return {name: gamma(k, dtype) * enlarged[name] + (enlarged[name] - base[name]) for name in base}
+
+
+def forward_tolerance(params, x, h, c, dtype, *, h_error=None) -> dict:
+    """Allowed |cell - reference| for (h_next, c_next): the cell's bound plus the float64 reference's."""
+    cell, ref = forward_error(params, x, h, c, dtype, h_error=h_error), forward_error(params, x, h, c, torch.float64)
+    return {"h_next": cell.h_next + ref.h_next, "c_next": cell.c_next + ref.c_next}
+
+
+def vjp_tolerance(params, x, h, c, v_h, v_c, dtype, *, h_error=None) -> dict:
+    """Allowed |cell VJP - reference VJP|: the cell's bound plus the float64 reference's."""
+    cell = vjp_error(params, x, h, c, v_h, v_c, dtype, h_error=h_error)
+    ref = vjp_error(params, x, h, c, v_h, v_c, torch.float64)
+    return {k: cell[k] + ref[k] for k in cell}

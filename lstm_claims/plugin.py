@@ -1,0 +1,215 @@
+"""The lstm-claims pytest plugin: options, the cell under test, devices, dtypes, xfails.
+
+Options (group "lstm-claims"):
+  --lstm-impl=MODULE:ATTR   the cell under test (env CLAIMS_LSTM_IMPL; default: the kit's reference cell)
+  --claims-device=cpu|cuda|all   devices to check (default all; CUDA cases skip with a reason without a GPU)
+  --xfails-file=FILE        claim IDs the cell is known to depart from (one per line, '#' comments)
+Hypothesis's own --hypothesis-profile selects `ci` (default) or `thorough`.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import pytest
+import torch
+from hypothesis import settings
+
+from claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
+from claims.registry import CLAIM_IDS
+from lstm_claims import __version__
+from lstm_claims.profiles import DEFAULT_PROFILE
+
+ENV_IMPL = "CLAIMS_LSTM_IMPL"
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_STATE = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lstm-claims", "lstm-claims: the cell under test and where to check it")
+    group.addoption("--lstm-impl", default=None, metavar="MODULE:ATTR",
+                    help=f"the LSTM cell under test, e.g. torch.nn:LSTMCell (default: ${ENV_IMPL} if set, "
+                         f"else the kit's reference cell {DEFAULT_IMPL})")
+    group.addoption("--claims-device", default="all", choices=("cpu", "cuda", "all"),
+                    help="devices to check the claims on (default: all; CUDA cases skip with a reason when "
+                         "no GPU is present)")
+    group.addoption("--xfails-file", default=None, metavar="FILE",
+                    help="file of claim IDs the cell under test is known to break (one per line, '#' starts a "
+                         "comment); those checks run as expected failures and an unexpected pass fails "
+                         "(default: none)")
+
+
+def _impl_spec(config) -> str:
+    return config.getoption("lstm_impl") or os.environ.get(ENV_IMPL) or DEFAULT_IMPL
+
+
+def read_xfails(path) -> dict[str, str]:
+    """{claim ID: reason} from an xfails file; unknown IDs are a usage error."""
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            body, _, comment = line.partition("#")
+            for token in body.split():
+                if token not in CLAIM_IDS:
+                    raise pytest.UsageError(f"{path}:{lineno}: {token!r} is not a claim ID "
+                                            f"({', '.join(CLAIM_IDS)})")
+                out[token] = comment.strip() or f"listed in {path}"
+    return out
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "claims: the claim suite (every check of a claim of CLAIMS.md)")
+    config.addinivalue_line("markers", "claim(id): the claim ID (L0-L9, G1-G4, V1-V3, R1-R2) a test checks")
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile(DEFAULT_PROFILE)
+    # Reference checks are float64 and float32 tolerances assume IEEE float32 products:
+    # TF32 (10-bit mantissa) would break them on Ampere+ GPUs, so it is off for the session.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    xfails_path = config.getoption("xfails_file")
+    config.stash[_STATE] = {
+        "spec": _impl_spec(config),
+        "cut": None,
+        "xfails": read_xfails(xfails_path) if xfails_path else {},
+        "log": defaultdict(lambda: {"examples": 0, "figures": {}, "passed": 0, "failed": 0, "xfailed": 0,
+                                    "skipped": 0}),
+    }
+
+
+def selected_devices(config) -> list[str]:
+    choice = config.getoption("claims_device")
+    return ["cpu", "cuda"] if choice == "all" else [choice]
+
+
+def pytest_report_header(config):
+    st = config.stash[_STATE]
+    spec = st["spec"]
+    source = "--lstm-impl" if config.getoption("lstm_impl") else (f"${ENV_IMPL}" if os.environ.get(ENV_IMPL) else "default")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CUDA cases skip)"
+    return [
+        f"lstm-claims {__version__}: cell under test {spec} (from {source})",
+        f"  torch {torch.__version__}; devices {', '.join(selected_devices(config))}; CUDA: {cuda}; TF32 off",
+        f"  hypothesis profile {settings._current_profile}; {ENV_IMPL}={os.environ.get(ENV_IMPL, '(unset)')}",
+        f"  xfails: {', '.join(sorted(st['xfails'])) or 'none'}",
+    ]
+
+
+def claim_id_of(item) -> str | None:
+    mark = item.get_closest_marker("claim")
+    return mark.args[0] if mark and mark.args else None
+
+
+def pytest_generate_tests(metafunc):
+    if "device" in metafunc.fixturenames:
+        params = []
+        for dev in selected_devices(metafunc.config):
+            marks = []
+            if dev == "cuda" and not torch.cuda.is_available():
+                marks = [pytest.mark.skip(reason="CUDA is not available on this machine (torch.cuda.is_available() "
+                                                 "is False); the CUDA case runs where a GPU is present")]
+            params.append(pytest.param(dev, marks=marks, id=dev))
+        metafunc.parametrize("device", params)
+    if "dtype" in metafunc.fixturenames:
+        metafunc.parametrize("dtype", [pytest.param(d, id=name) for name, d in DTYPES.items()])
+
+
+def _claim_order(item):
+    cid = claim_id_of(item)
+    return CLAIM_IDS.index(cid) if cid in CLAIM_IDS else len(CLAIM_IDS)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # L0 first: every other claim presupposes it, so its verdict is reported before theirs.
+    items.sort(key=_claim_order)
+    xfails = config.stash[_STATE]["xfails"]
+    for item in items:
+        cid = claim_id_of(item)
+        if cid in xfails:
+            item.add_marker(pytest.mark.xfail(reason=f"{cid}: {xfails[cid]}", strict=True))
+
+
+def pytest_collection_finish(session):
+    """Load the cell under test and check its contract once, before any claim runs."""
+    if not any(item.get_closest_marker("claims") for item in session.items):
+        return
+    st = session.config.stash[_STATE]
+    try:
+        cut = CellUnderTest.load(st["spec"])
+        for dev in selected_devices(session.config):
+            if dev == "cuda" and not torch.cuda.is_available():
+                continue
+            for dtype in DTYPES.values():
+                check_contract(cut, dev, dtype)
+    except CellContractError as exc:
+        pytest.exit(f"lstm-claims: the cell under test breaks the LSTMCell contract: {exc}", returncode=2)
+    st["cut"] = cut
+
+
+@pytest.fixture(scope="session")
+def cell_under_test(request) -> CellUnderTest:
+    st = request.config.stash[_STATE]
+    if st["cut"] is None:  # a test that needs the cell but was not marked `claims`
+        st["cut"] = CellUnderTest.load(st["spec"])
+    return st["cut"]
+
+
+class ClaimLog:
+    """Per-claim tallies the tests feed: examples run and the figures behind a verdict."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def example(self, claim_id: str, **figures) -> None:
+        entry = self._store[claim_id]
+        entry["examples"] += 1
+        for key, value in figures.items():
+            # Figures named min_* aggregate by their minimum over examples, all others by their maximum.
+            pick, start = (min, float("inf")) if key.startswith("min_") else (max, float("-inf"))
+            entry["figures"][key] = pick(entry["figures"].get(key, start), float(value))
+
+
+@pytest.fixture(scope="session")
+def claim_log(request) -> ClaimLog:
+    return ClaimLog(request.config.stash[_STATE]["log"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    cid = claim_id_of(item)
+    if cid is None or rep.when not in ("setup", "call"):
+        return rep
+    entry = item.config.stash[_STATE]["log"][cid]
+    if rep.when == "call" or rep.outcome != "passed":
+        key = "xfailed" if hasattr(rep, "wasxfail") and rep.outcome != "failed" else rep.outcome
+        entry[key] = entry.get(key, 0) + 1
+    if rep.failed:
+        st = item.config.stash[_STATE]
+        profile = settings._current_profile
+        rep.sections.append(("lstm-claims", (
+            f"claim {cid} failed for {st['spec']} ({item.name}).\n"
+            f"reproduce: python -m pytest '{item.nodeid}' --lstm-impl={st['spec']} --hypothesis-profile={profile}"
+            + ("" if profile == "ci" else "  (plus the @reproduce_failure blob printed above)"))))
+    return rep
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    log = config.stash[_STATE]["log"]
+    if not log:
+        return
+    tr = terminalreporter
+    tr.section("lstm-claims: per-claim summary")
+    tr.write_line(f"cell under test: {config.stash[_STATE]['spec']}")
+    for cid in sorted(log, key=lambda c: CLAIM_IDS.index(c) if c in CLAIM_IDS else 99):
+        e = log[cid]
+        figs = ", ".join(f"{k}={v:.3g}" for k, v in sorted(e["figures"].items()))
+        status = "FAILED" if e["failed"] else ("xfailed" if e["xfailed"] else "passed")
+        tr.write_line(f"{cid:>3}  {status:<8} checks passed {e['passed']}, failed {e['failed']}, "
+                      f"xfailed {e['xfailed']}, skipped {e['skipped']}; examples {e['examples']}"
+                      + (f"; {figs}" if figs else ""))
+    failed_l0 = log.get("L0", {}).get("failed")
+    if failed_l0:
+        tr.write_line("L0 failed: the cell is not the standard LSTM, and every other verdict presupposes it.",
+                      red=True)
+
+
