@@ -19,6 +19,13 @@ from reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
 
 UNIT_ROUNDOFF = {torch.float64: 2.0 ** -53, torch.float32: 2.0 ** -24}
 
+# Underflow: a result below the smallest normal number keeps an *absolute* error of at
+# most half the smallest subnormal η (gradual underflow), however small it is relative to
+# the result (Higham §2.1: fl(x op y) = (x op y)(1 + δ) + η', |η'| <= η/2). Every bound
+# below adds η per operation that produced a quantity, so a gradient of 1e-48 that
+# float32 returns as 0 is within its allowance, as it must be.
+SMALLEST_SUBNORMAL = {torch.float64: 2.0 ** -1074, torch.float32: 2.0 ** -149}
+
 # Accuracy of one evaluation of exp/sigmoid/tanh, in units of u. torch's CPU kernels
 # (SLEEF's u10 routines, <= 1 ulp) and CUDA's libdevice expf/tanhf (<= 2 ulp), plus the
 # two roundings of the composition 1 / (1 + exp(-a)): at most 4 u of the result.
@@ -35,6 +42,11 @@ def unit_roundoff(dtype: torch.dtype) -> float:
     except KeyError:
         raise TypeError(f"no tolerance is derived for dtype {dtype}; the suite checks "
                         f"{sorted(map(str, UNIT_ROUNDOFF))}") from None
+
+
+def smallest_subnormal(dtype: torch.dtype) -> float:
+    unit_roundoff(dtype)  # one error message for an unsupported dtype
+    return SMALLEST_SUBNORMAL[dtype]
 
 
 def gamma(k: int, dtype: torch.dtype) -> float:
@@ -71,24 +83,25 @@ def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> Forwar
     K = m + n + 2
     A = x.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + h.abs() @ params.weight_hh.abs().T \
         + params.bias_hh.abs()
-    err_a = gamma(K, dtype) * A
+    eta = smallest_subnormal(dtype)
+    err_a = gamma(K, dtype) * A + 2 * K * eta  # K products and K sums, each may underflow
     if h_error is not None:  # a rounded h moves a by at most |W_hh| |Δh|
         err_a = err_a + (1 + gamma(n, dtype)) * (h_error @ params.weight_hh.abs().T)
     err_a = dict(zip("ifgo", err_a.chunk(4, dim=1)))
     gt = preactivations(params, x, h)
     i, f, g, o = gt.i, gt.f, gt.g, gt.o
     # An activation moves by (Lipschitz constant) x (input error), then rounds (ACTIVATION_ULPS u of its value).
-    ev = ACTIVATION_ULPS * u
-    gate = {"i": SIGMOID_LIPSCHITZ * err_a["i"] + ev * i, "f": SIGMOID_LIPSCHITZ * err_a["f"] + ev * f,
-            "g": TANH_LIPSCHITZ * err_a["g"] + ev * g.abs(), "o": SIGMOID_LIPSCHITZ * err_a["o"] + ev * o}
+    ev, e4 = ACTIVATION_ULPS * u, ACTIVATION_ULPS * eta
+    gate = {"i": SIGMOID_LIPSCHITZ * err_a["i"] + ev * i + e4, "f": SIGMOID_LIPSCHITZ * err_a["f"] + ev * f + e4,
+            "g": TANH_LIPSCHITZ * err_a["g"] + ev * g.abs() + e4, "o": SIGMOID_LIPSCHITZ * err_a["o"] + ev * o + e4}
     # c' = f c + i g: errors of f, i, g carried by the product rule (exactly, with the
     # second-order term), and two products and one sum rounded: γ_3 of |f c| + |i g|.
     c_next = f * c + i * g
     err_c = c.abs() * gate["f"] + g.abs() * gate["i"] + i * gate["g"] + gate["i"] * gate["g"] \
-        + gamma(3, dtype) * (f * c.abs() + i * g.abs())
+        + gamma(3, dtype) * (f * c.abs() + i * g.abs()) + 3 * eta
     t = torch.tanh(c_next)
-    err_t = TANH_LIPSCHITZ * err_c + ev * t.abs()
-    err_h = t.abs() * gate["o"] + o * err_t + gate["o"] * err_t + u * (o * t.abs())
+    err_t = TANH_LIPSCHITZ * err_c + ev * t.abs() + e4
+    err_h = t.abs() * gate["o"] + o * err_t + gate["o"] * err_t + u * (o * t.abs()) + eta
     return ForwardError(dtype, K, err_a, gate, err_c, err_t, err_h)
 
 
@@ -115,9 +128,11 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> 
     The backward rounds along a chain of at most 6 products and sums before the final
     reductions (over 4n gate rows for x and h, over the batch B for parameters):
     γ_{6 + max(4n, B)} of the magnitudes. The forward errors of the saved activations
-    enter through the factors they multiply (see _vjp_magnitudes).
+    enter through the factors they multiply (see _vjp_magnitudes). Underflow: each factor
+    and each cotangent is enlarged by the absolute error η of the operations that made it
+    (at most 6 before the reductions), and each reduction term adds η.
     """
-    u = unit_roundoff(dtype)
+    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
     fe = forward_error(params, x, h, c, dtype, h_error=h_error)
     gt = preactivations(params, x, h)
     i, f, g, o = gt.i, gt.f, gt.g, gt.o
@@ -131,9 +146,10 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> 
            "ds_i": fe.gate["i"] + 3 * u, "ds_f": fe.gate["f"] + 3 * u,
            "dt_g": 2 * fe.gate["g"] + fe.gate["g"] ** 2 + 2 * u, "ds_o": fe.gate["o"] + 3 * u}
     base = _vjp_magnitudes(params, x, h, c, v_h, v_c, exact)
-    enlarged = _vjp_magnitudes(params, x, h, c, v_h, v_c, {k: exact[k].abs() + err[k] for k in exact})
+    enlarged = _vjp_magnitudes(params, x, h, c, v_h.abs() + 6 * eta, v_c.abs() + 6 * eta,
+                               {k: exact[k].abs() + err[k] + 6 * eta for k in exact})
     k = 6 + max(4 * params.hidden_size, x.shape[0])
-    return {name: gamma(k, dtype) * enlarged[name] + (enlarged[name] - base[name]) for name in base}
+    return {name: gamma(k, dtype) * enlarged[name] + (enlarged[name] - base[name]) + k * eta for name in base}
 
 
 def forward_tolerance(params, x, h, c, dtype, *, h_error=None) -> dict:
