@@ -22,7 +22,7 @@ CLAIM = register(Claim(
     title="gates do not see c_{t-1}",
     statement="The gates f_t, i_t and the candidate c̃_t depend on h_{t-1} and x_t; they do not depend "
               "directly on c_{t-1} in the standard LSTM formulation.",
-    condition="h_{t-1} and x_t held fixed",
+    condition="always (with h_{t-1} and x_t held fixed, which is what 'not directly' means)",
     quantity="∂c_t/∂c_{t-1} of the cell by autograd against diag(f_t): off-diagonal exactly 0, diagonal "
              "within the derived rounding bound; SymPy: ∂a/∂c = 0 for n = 1, 2, 3",
 ))

@@ -25,7 +25,7 @@ CLAIM = register(Claim(
     id="L2",
     title="the decomposition dc_t/dc_{t-1} = diag(f_t) + K_t M_{t-1}",
     statement="∂c_t/∂c_{t-1} = diag(f_t) [direct] + ∂c_t/∂h_{t-1} · ∂h_{t-1}/∂c_{t-1} [through gates].",
-    condition="h_{t-1} = o_{t-1} ⊙ tanh(c_{t-1}) with o_{t-1} given",
+    condition="always (in the note's setting h_{t-1} = o_{t-1} ⊙ tanh(c_{t-1}), o_{t-1} given)",
     quantity="the cell's autograd Jacobian through h_{t-1} = o ⊙ tanh(c) against the closed form "
              "diag(f) + K M, elementwise within derived rounding bounds; SymPy proof for n = 1, 2, 3",
 ))

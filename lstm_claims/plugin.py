@@ -9,7 +9,7 @@ Hypothesis's own --hypothesis-profile selects `ci` (default) or `thorough`.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+import json
 
 import pytest
 import torch
@@ -19,6 +19,7 @@ from claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTes
 from claims.registry import CLAIM_IDS
 from lstm_claims import __version__
 from lstm_claims.profiles import DEFAULT_PROFILE
+from lstm_claims.results import ClaimLog
 
 ENV_IMPL = "CLAIMS_LSTM_IMPL"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -33,6 +34,9 @@ def pytest_addoption(parser):
     group.addoption("--claims-device", default="all", choices=("cpu", "cuda", "all"),
                     help="devices to check the claims on (default: all; CUDA cases skip with a reason when "
                          "no GPU is present)")
+    group.addoption("--claims-json", default=None, metavar="PATH",
+                    help="write the per-claim results (outcomes, examples, figures, counterexamples) to PATH "
+                         "as JSON (default: not written; `lstm-claims run` uses it for its report)")
     group.addoption("--xfails-file", default=None, metavar="FILE",
                     help="file of claim IDs the cell under test is known to break (one per line, '#' starts a "
                          "comment); those checks run as expected failures and an unexpected pass fails "
@@ -71,8 +75,7 @@ def pytest_configure(config):
         "spec": _impl_spec(config),
         "cut": None,
         "xfails": read_xfails(xfails_path) if xfails_path else {},
-        "log": defaultdict(lambda: {"examples": 0, "figures": {}, "passed": 0, "failed": 0, "xfailed": 0,
-                                    "skipped": 0}),
+        "log": ClaimLog(),
     }
 
 
@@ -153,24 +156,9 @@ def cell_under_test(request) -> CellUnderTest:
     return st["cut"]
 
 
-class ClaimLog:
-    """Per-claim tallies the tests feed: examples run and the figures behind a verdict."""
-
-    def __init__(self, store):
-        self._store = store
-
-    def example(self, claim_id: str, **figures) -> None:
-        entry = self._store[claim_id]
-        entry["examples"] += 1
-        for key, value in figures.items():
-            # Figures named min_* aggregate by their minimum over examples, all others by their maximum.
-            pick, start = (min, float("inf")) if key.startswith("min_") else (max, float("-inf"))
-            entry["figures"][key] = pick(entry["figures"].get(key, start), float(value))
-
-
 @pytest.fixture(scope="session")
 def claim_log(request) -> ClaimLog:
-    return ClaimLog(request.config.stash[_STATE]["log"])
+    return request.config.stash[_STATE]["log"]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -181,9 +169,14 @@ def pytest_runtest_makereport(item, call):
         return rep
     entry = item.config.stash[_STATE]["log"][cid]
     if rep.when == "call" or rep.outcome != "passed":
-        key = "xfailed" if hasattr(rep, "wasxfail") and rep.outcome != "failed" else rep.outcome
-        entry[key] = entry.get(key, 0) + 1
+        if hasattr(rep, "wasxfail"):
+            key = "xpassed" if rep.outcome in ("passed", "failed") and rep.when == "call" and not rep.skipped else "xfailed"
+        else:
+            key = rep.outcome
+        setattr(entry, key, getattr(entry, key) + 1)
     if rep.failed:
+        message = str(rep.longrepr.reprcrash.message) if hasattr(rep.longrepr, "reprcrash") else str(rep.longrepr)
+        entry.failures.append((item.nodeid, message.splitlines()[0][:500] if message else ""))
         st = item.config.stash[_STATE]
         profile = settings._current_profile
         rep.sections.append(("lstm-claims", (
@@ -193,23 +186,45 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
+def claims_payload(config) -> dict:
+    """Everything the run learnt, per claim, for --claims-json and the report."""
+    from claims.registry import CLAIMS
+    st = config.stash[_STATE]
+    results = st["log"].results
+    out = {}
+    for cid in CLAIM_IDS:
+        claim = CLAIMS.get(cid)
+        r = results.get(cid)
+        entry = r.to_json() if r else {"claim_id": cid}
+        entry["verdict"] = r.verdict(unconditional=claim.condition.startswith("always")) if (r and claim) else "not-run"
+        out[cid] = entry
+    return {"kit_version": __version__, "impl": st["spec"], "torch_version": torch.__version__,
+            "devices": [d for d in selected_devices(config) if d != "cuda" or torch.cuda.is_available()],
+            "profile": settings._current_profile, "claims": out}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = session.config.getoption("claims_json", None)
+    if path and _STATE in session.config.stash:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(claims_payload(session.config), fh, indent=2, default=str)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    log = config.stash[_STATE]["log"]
-    if not log:
+    results = config.stash[_STATE]["log"].results
+    if not results:
         return
     tr = terminalreporter
+    payload = claims_payload(config)["claims"]
     tr.section("lstm-claims: per-claim summary")
     tr.write_line(f"cell under test: {config.stash[_STATE]['spec']}")
-    for cid in sorted(log, key=lambda c: CLAIM_IDS.index(c) if c in CLAIM_IDS else 99):
-        e = log[cid]
-        figs = ", ".join(f"{k}={v:.3g}" for k, v in sorted(e["figures"].items()))
-        status = "FAILED" if e["failed"] else ("xfailed" if e["xfailed"] else "passed")
-        tr.write_line(f"{cid:>3}  {status:<8} checks passed {e['passed']}, failed {e['failed']}, "
-                      f"xfailed {e['xfailed']}, skipped {e['skipped']}; examples {e['examples']}"
-                      + (f"; {figs}" if figs else ""))
-    failed_l0 = log.get("L0", {}).get("failed")
-    if failed_l0:
+    for cid in CLAIM_IDS:
+        if cid not in results:
+            continue
+        e = results[cid]
+        figs = ", ".join(f"{k}={v:.3g}" for k, v in sorted(e.figures.items()) if isinstance(v, float))
+        tr.write_line(f"{cid:>3}  {payload[cid]['verdict']:<22} checks passed {e.passed}, failed {e.failed}, "
+                      f"xfailed {e.xfailed}, skipped {e.skipped}; examples {e.examples}" + (f"; {figs}" if figs else ""))
+    if results.get("L0") and results["L0"].failed:
         tr.write_line("L0 failed: the cell is not the standard LSTM, and every other verdict presupposes it.",
                       red=True)
-
-

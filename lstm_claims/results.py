@@ -1,0 +1,94 @@
+"""Per-claim results collected during a pytest run, and the verdict rule.
+
+Tests feed a ClaimLog (the `claim_log` fixture):
+  example(ID, **figures)      one example checked; figures aggregate (min_* by min, others by max)
+  figures(ID, **figures)      figures without counting an example (tables, fitted rates)
+  refute(ID, counterexample, reproduce=...)   the note's statement, as written, fails here
+The plugin adds each test's outcome. The verdict of a claim:
+  failed                 a check that must hold did not (the cell under test or the kit is wrong)
+  refuted                every check passed and a reproducible counterexample to the note was recorded
+  holds-under-condition  every check passed; the claim's record names a condition
+  holds                  every check passed; the claim holds unconditionally
+  not-run                no check of the claim ran (deselected, or skipped: e.g. CUDA only)
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+VERDICTS = ("holds", "holds-under-condition", "refuted", "failed", "not-run")
+
+
+@dataclass
+class ClaimResult:
+    claim_id: str
+    examples: int = 0
+    passed: int = 0
+    failed: int = 0
+    xfailed: int = 0
+    xpassed: int = 0
+    skipped: int = 0
+    figures: dict = field(default_factory=dict)
+    counterexample: dict | None = None
+    reproduce: str | None = None
+    failures: list = field(default_factory=list)  # [(test id, first line of the message)]
+
+    def verdict(self, unconditional: bool) -> str:
+        if self.failed or self.xpassed:
+            return "failed"
+        if not (self.passed or self.xfailed):
+            return "not-run"
+        if self.counterexample is not None:
+            return "refuted"
+        return "holds" if unconditional else "holds-under-condition"
+
+    def to_json(self) -> dict:
+        def clean(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return repr(v)
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v
+        return clean({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+
+class ClaimLog:
+    """What the tests tell the plugin about each claim (the `claim_log` fixture)."""
+
+    def __init__(self):
+        self.results: dict[str, ClaimResult] = {}
+
+    def __getitem__(self, claim_id) -> ClaimResult:
+        if claim_id not in self.results:
+            self.results[claim_id] = ClaimResult(claim_id)
+        return self.results[claim_id]
+
+    def _merge(self, claim_id, figures):
+        entry = self[claim_id].figures
+        for key, value in figures.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                # min_* figures aggregate by their minimum over examples, all others by their maximum.
+                pick, start = (min, math.inf) if key.startswith("min_") else (max, -math.inf)
+                entry[key] = pick(entry.get(key, start), float(value))
+            else:
+                entry[key] = value  # tables, lists, strings: the last one written
+
+    def example(self, claim_id: str, **figures) -> None:
+        self[claim_id].examples += 1
+        self._merge(claim_id, figures)
+
+    def figures(self, claim_id: str, **figures) -> None:
+        self._merge(claim_id, figures)
+
+    def refute(self, claim_id: str, counterexample: dict, reproduce: str | None = None) -> None:
+        r = self[claim_id]
+        if r.counterexample is None:  # keep the first: it is the one a reproduce command replays
+            r.counterexample, r.reproduce = counterexample, reproduce
+
+
+def write_json(path, payload: dict) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=False, default=str)
