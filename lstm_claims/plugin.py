@@ -102,8 +102,17 @@ def claim_id_of(item) -> str | None:
     return mark.args[0] if mark and mark.args else None
 
 
+def _explicitly_parametrized(metafunc, name) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
+
+
 def pytest_generate_tests(metafunc):
-    if "device" in metafunc.fixturenames:
+    """`device` and `dtype` arguments expand over the selected devices and both dtypes (unless a test sets them)."""
+    if "device" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "device"):
         params = []
         for dev in selected_devices(metafunc.config):
             marks = []
@@ -112,7 +121,7 @@ def pytest_generate_tests(metafunc):
                                                  "is False); the CUDA case runs where a GPU is present")]
             params.append(pytest.param(dev, marks=marks, id=dev))
         metafunc.parametrize("device", params)
-    if "dtype" in metafunc.fixturenames:
+    if "dtype" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "dtype"):
         metafunc.parametrize("dtype", [pytest.param(d, id=name) for name, d in DTYPES.items()])
 
 

@@ -1,0 +1,64 @@
+"""The strategies reach every regime the claims talk about, and keep their promises."""
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis.errors import InvalidArgument
+
+from reference.lstm_step import preactivations
+from strategies import step_problems
+
+# No shrinking: reaching the regime is the point, not the minimal example that does.
+FIND = settings(max_examples=3000, database=None, derandomize=True, phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck))
+
+
+def _a(p):
+    g = preactivations(p.params, p.x, p.h)
+    return torch.cat([g.a_i, g.a_f, g.a_g, g.a_o], 1)
+
+
+REGIMES = {
+    # σ'(8) < 3.4e-4: every gate deep in saturation.
+    "all gates saturated (min |a| >= 8)": lambda p: _a(p).abs().min() >= 8,
+    # σ'(0.5) > 0.235: every gate in its near-linear range.
+    "all gates unsaturated (max |a| <= 0.5)": lambda p: _a(p).abs().max() <= 0.5,
+    "forget gates near 1 (min f >= 1 - 1e-6)": lambda p: preactivations(p.params, p.x, p.h).f.min() >= 1 - 1e-6,
+    "forget gates small (max f <= 0.1)": lambda p: preactivations(p.params, p.x, p.h).f.max() <= 0.1,
+    "odd width > 1": lambda p: p.hidden_size % 2 == 1 and p.hidden_size > 1,
+    "even width": lambda p: p.hidden_size % 2 == 0,
+    "width 1": lambda p: p.hidden_size == 1,
+    "batch 1": lambda p: p.batch == 1,
+    "batch > 1 and width > 1": lambda p: p.batch > 1 and p.hidden_size > 1,
+    "small cell state (max |c| <= 0.1)": lambda p: p.c.abs().max() <= 0.1,
+    "large cell state (max |c| >= 32)": lambda p: p.c.abs().max() >= 32,
+    "tiny weights (max |W| <= 2^-6)": lambda p: p.params.weight_hh.abs().max() <= 2 ** -6,
+}
+
+
+@pytest.mark.parametrize("regime", list(REGIMES))
+def test_step_problems_reach_regime(regime):
+    find(step_problems(), REGIMES[regime], settings=FIND)
+
+
+@settings(max_examples=100, database=None, derandomize=True)
+@given(p=step_problems())
+def test_batch_rows_distinct_and_values_float32_exact(p):
+    for name, t in [("x", p.x), ("h", p.h), ("c", p.c)]:
+        assert len({tuple(r) for r in t.tolist()}) == p.batch, f"{name} has repeated rows: {t}"
+    for name, t in [*p.params.as_dict().items(), ("x", p.x), ("h", p.h), ("c", p.c), ("o_prev", p.o_prev)]:
+        assert t.dtype == torch.float64
+        assert torch.equal(t, t.float().double()), f"{name} is not exactly representable in float32"
+    assert ((p.o_prev > 0) & (p.o_prev < 1)).all()
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"min_hidden": 0}, "hidden size"),
+    ({"max_hidden": 0}, "hidden size"),
+    ({"max_batch": 0}, "max_batch"),
+    ({"weight_exps": (3, -6)}, "weight_exps"),
+    ({"forget_shifts": (0.5,)}, "forget_shifts"),
+    ({"forget_shifts": ()}, "forget_shifts"),
+])
+def test_bad_strategy_arguments_fail_early_naming_the_argument(kwargs, needle):
+    with pytest.raises(InvalidArgument, match=needle):
+        step_problems(**kwargs)
