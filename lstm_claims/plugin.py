@@ -37,6 +37,10 @@ def pytest_addoption(parser):
     group.addoption("--claims-json", default=None, metavar="PATH",
                     help="write the per-claim results (outcomes, examples, figures, counterexamples) to PATH "
                          "as JSON (default: not written; `lstm-claims run` uses it for its report)")
+    group.addoption("--claims-ids", default=None, metavar="IDS",
+                    help="run only the checks of these claims, comma-separated (e.g. L0,L5; default: all)")
+    group.addoption("--claims-progress", action="store_true", default=False,
+                    help="print one line per claim as soon as all its checks have run (used by `lstm-claims run`)")
     group.addoption("--xfails-file", default=None, metavar="FILE",
                     help="file of claim IDs the cell under test is known to break (one per line, '#' starts a "
                          "comment); those checks run as expected failures and an unexpected pass fails "
@@ -76,7 +80,10 @@ def pytest_configure(config):
         "cut": None,
         "xfails": read_xfails(xfails_path) if xfails_path else {},
         "log": ClaimLog(),
+        "remaining": {},
+        "item_claims": {},
     }
+    _CONFIG["config"] = config
 
 
 def selected_devices(config) -> list[str]:
@@ -133,6 +140,20 @@ def _claim_order(item):
 def pytest_collection_modifyitems(session, config, items):
     # L0 first: every other claim presupposes it, so its verdict is reported before theirs.
     items.sort(key=_claim_order)
+    wanted = config.getoption("claims_ids")
+    if wanted:
+        ids = {w.strip() for w in wanted.split(",") if w.strip()}
+        unknown = ids - set(CLAIM_IDS)
+        if unknown:
+            raise pytest.UsageError(f"--claims-ids: {', '.join(sorted(unknown))} not a claim ID ({', '.join(CLAIM_IDS)})")
+        keep = [it for it in items if claim_id_of(it) in ids]
+        config.hook.pytest_deselected(items=[it for it in items if claim_id_of(it) not in ids])
+        items[:] = keep
+    remaining = config.stash[_STATE]["remaining"] = {}
+    for item in items:
+        cid = claim_id_of(item)
+        if cid:
+            remaining[cid] = remaining.get(cid, 0) + 1
     xfails = config.stash[_STATE]["xfails"]
     for item in items:
         cid = claim_id_of(item)
@@ -155,6 +176,7 @@ def pytest_collection_finish(session):
     except CellContractError as exc:
         pytest.exit(f"lstm-claims: the cell under test breaks the LSTMCell contract: {exc}", returncode=2)
     st["cut"] = cut
+    st["item_claims"] = {item.nodeid: claim_id_of(item) for item in session.items if claim_id_of(item)}
 
 
 @pytest.fixture(scope="session")
@@ -195,21 +217,65 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid, location):
+    config = _CONFIG.get("config")
+    if config is None or not config.getoption("claims_progress"):
+        return
+    st = config.stash[_STATE]
+    cid = st["item_claims"].get(nodeid)
+    if cid is None:
+        return
+    st["remaining"][cid] -= 1
+    if st["remaining"][cid] == 0:
+        from claims.registry import CLAIMS
+        r = st["log"][cid]
+        claim = CLAIMS.get(cid)
+        verdict = r.verdict(unconditional=bool(claim and claim.condition.startswith("always")))
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        line = (f"{cid:>3}  {verdict:<22} checks passed {r.passed}, failed {r.failed}, xfailed {r.xfailed}, "
+                f"skipped {r.skipped}; examples {r.examples}")
+        if tr is not None:
+            tr.ensure_newline()
+            tr.write_line(line, red=verdict == "failed", green=verdict in ("holds", "holds-under-condition"))
+
+
+_CONFIG: dict = {}
+
+
 def claims_payload(config) -> dict:
-    """Everything the run learnt, per claim, for --claims-json and the report."""
+    """Everything the run learnt, per claim ID (the schema of the report's claims.json)."""
     from claims.registry import CLAIMS
     st = config.stash[_STATE]
     results = st["log"].results
+    profile = settings._current_profile
+    rerun = f"lstm-claims run --lstm-impl={st['spec']} --profile={profile}"
     out = {}
     for cid in CLAIM_IDS:
-        claim = CLAIMS.get(cid)
-        r = results.get(cid)
-        entry = r.to_json() if r else {"claim_id": cid}
+        claim, r = CLAIMS.get(cid), results.get(cid)
+        entry = {"id": cid, "title": claim.title if claim else "not implemented in this version of the kit",
+                 "statement": claim.statement if claim else "", "condition": claim.condition if claim else "",
+                 "quantity": claim.quantity if claim else ""}
+        raw = r.to_json() if r else {}
         entry["verdict"] = r.verdict(unconditional=claim.condition.startswith("always")) if (r and claim) else "not-run"
+        for key in ("examples", "passed", "failed", "xfailed", "xpassed", "skipped"):
+            entry[key] = raw.get(key, 0)
+        entry["figures"] = raw.get("figures", {})
+        entry["counterexample"] = raw.get("counterexample")
+        entry["failures"] = raw.get("failures", [])
+        if entry["failures"]:
+            entry["reproduce"] = f"python -m pytest '{entry['failures'][0][0]}' --lstm-impl={st['spec']} " \
+                                 f"--hypothesis-profile={profile}"
+        else:
+            entry["reproduce"] = raw.get("reproduce") or f"{rerun} --claims={cid}"
         out[cid] = entry
+    seed = config.getoption("hypothesis_seed", None)
     return {"kit_version": __version__, "impl": st["spec"], "torch_version": torch.__version__,
             "devices": [d for d in selected_devices(config) if d != "cuda" or torch.cuda.is_available()],
-            "profile": settings._current_profile, "claims": out}
+            "profile": profile,
+            "seed": seed if seed is not None else ("derandomized: each test's seed derives from its name"
+                                                   if settings.default.derandomize else "random (printed on failure)"),
+            "claims": out}
 
 
 def pytest_sessionfinish(session, exitstatus):

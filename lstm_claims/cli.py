@@ -1,0 +1,127 @@
+"""`lstm-claims`: run the claim suite and write the report; run the benchmarks.
+
+    lstm-claims run   [--lstm-impl MODULE:ATTR] [--profile ci|thorough] [--device cpu|cuda|all] [--out DIR]
+    lstm-claims bench [--out DIR] [--smoke]
+    lstm-claims report [--out DIR]        (re-render DIR/index.html from DIR/claims.json and DIR/bench.json)
+
+`run` runs the same pytest tests as `pytest -m claims` (tests/claims), printing one line
+per claim as it finishes, then the verdict table, and writes DIR/claims.json and
+DIR/index.html. Exit status: 0 every check passed, 1 a check failed, 2 a usage or
+contract error (one message).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+ROOT = Path(__file__).resolve().parents[1]
+CLAIM_TESTS = ROOT / "tests" / "claims"
+
+
+def _error(message: str) -> int:
+    print(f"lstm-claims: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lstm-claims", description="Verify the gradient-flow claims of an LSTM cell.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the claim suite and write the report")
+    run.add_argument("--lstm-impl", default=None, metavar="MODULE:ATTR",
+                     help="cell under test (default: $CLAIMS_LSTM_IMPL, else the kit's reference cell)")
+    run.add_argument("--profile", default="ci", choices=("ci", "thorough"),
+                     help="Hypothesis profile (default: ci, about two minutes; thorough: nightly)")
+    run.add_argument("--device", default="all", choices=("cpu", "cuda", "all"),
+                     help="devices to check (default: all; CUDA skips with a reason without a GPU)")
+    run.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
+    run.add_argument("--claims", default=None, metavar="IDS", help="only these claim IDs, comma-separated")
+    run.add_argument("--xfails-file", default=None, metavar="FILE", help="claim IDs the cell is known to break")
+    bench = sub.add_parser("bench", help="run the benchmarks of the recurrence core and add them to the report")
+    bench.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
+    bench.add_argument("--smoke", action="store_true", help="run each benchmark once, untimed (as CI does)")
+    rep = sub.add_parser("report", help="re-render the HTML report from the JSON files in DIR")
+    rep.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
+    return p
+
+
+def _check_cell(spec: str | None, device: str) -> str | None:
+    """One clear message if the cell cannot be loaded or breaks the contract, else None."""
+    import torch
+
+    from claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
+
+    spec = spec or os.environ.get("CLAIMS_LSTM_IMPL") or DEFAULT_IMPL
+    try:
+        cut = CellUnderTest.load(spec)
+        for dev in (["cpu", "cuda"] if device == "all" else [device]):
+            if dev == "cuda" and not torch.cuda.is_available():
+                continue
+            for dtype in (torch.float64, torch.float32):
+                check_contract(cut, dev, dtype)
+    except CellContractError as exc:
+        return f"the cell under test breaks the LSTMCell contract: {exc}"
+    return None
+
+
+def cmd_run(args) -> int:
+    if not CLAIM_TESTS.is_dir():
+        return _error(f"the claim tests are not at {CLAIM_TESTS}; install the kit from its repository "
+                      f"(pip install -e .) so that `lstm-claims run` can find them")
+    problem = _check_cell(args.lstm_impl, args.device)
+    if problem:
+        return _error(problem)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "claims.json"
+    if json_path.exists():
+        json_path.unlink()
+    cmd = [sys.executable, "-m", "pytest", str(CLAIM_TESTS), "-m", "claims", "-q", "--no-header",
+           "-p", "no:cacheprovider", "--claims-progress", f"--claims-json={json_path}",
+           f"--hypothesis-profile={args.profile}", f"--claims-device={args.device}", "-o", "console_output_style=count"]
+    if args.lstm_impl:
+        cmd.append(f"--lstm-impl={args.lstm_impl}")
+    if args.claims:
+        cmd.append(f"--claims-ids={args.claims}")
+    if args.xfails_file:
+        cmd.append(f"--xfails-file={args.xfails_file}")
+    print(f"lstm-claims: running the claim suite ({args.profile} profile) ...", flush=True)
+    rc = subprocess.call(cmd, cwd=ROOT)
+    if rc not in (0, 1) or not json_path.exists():
+        return _error(f"the claim suite did not run to the end (pytest exit status {rc}); see the messages above")
+    from lstm_claims.report import render
+
+    page = render(args.out)
+    print(f"lstm-claims: report written to {json_path} and {page}")
+    return EXIT_OK if rc == 0 else EXIT_FAILED
+
+
+def cmd_bench(args) -> int:
+    from lstm_claims.bench import run_benchmarks
+    from lstm_claims.report import render
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    rc = run_benchmarks(args.out, smoke=args.smoke)
+    if (args.out / "bench.json").exists():
+        print(f"lstm-claims: benchmarks written to {args.out / 'bench.json'}; report {render(args.out)}")
+    return EXIT_OK if rc == 0 else EXIT_FAILED
+
+
+def cmd_report(args) -> int:
+    from lstm_claims.report import render
+
+    if not (args.out / "claims.json").exists() and not (args.out / "bench.json").exists():
+        return _error(f"{args.out} has neither claims.json nor bench.json: run `lstm-claims run` first")
+    print(render(args.out))
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    return {"run": cmd_run, "bench": cmd_bench, "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

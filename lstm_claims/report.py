@@ -1,0 +1,151 @@
+"""The report: DIR/index.html, one self-contained page built from DIR/claims.json and DIR/bench.json.
+
+Generic over claims: every claim in claims.json gets a row in the verdict table and a
+section; its figures are shown as a table of numbers, tables (lists of rows) as HTML
+tables, and plot specifications (claims/plots.py) as embedded PNG plots. A claim added
+later appears without any change here.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from claims.plots import finite_positive, is_plot_spec
+
+COLOURS = {"holds": "#1a7f37", "holds-under-condition": "#2f6f9f", "refuted": "#b35900", "failed": "#c62828",
+           "not-run": "#777777"}
+
+
+def _png(spec: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for s in spec["series"]:
+        y = finite_positive(s["y"]) if spec.get("logy") else s["y"]
+        ax.plot(s["x"], y, s.get("style", "-o"), label=s["label"], markersize=3)
+    ax.set_title(spec["title"])
+    ax.set_xlabel(spec["xlabel"])
+    ax.set_ylabel(spec["ylabel"])
+    if spec.get("logx"):
+        ax.set_xscale("log")
+    if spec.get("logy"):
+        ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _table(rows: list) -> str:
+    if not rows:
+        return "<p>(empty)</p>"
+    if not isinstance(rows[0], dict):
+        return "<pre>" + html.escape(json.dumps(rows, indent=1)[:4000]) + "</pre>"
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figures(figures: dict) -> str:
+    scalars = {k: v for k, v in figures.items() if not isinstance(v, (dict, list))}
+    parts = []
+    if scalars:
+        parts.append(_table([{"figure": k, "value": v} for k, v in scalars.items()]))
+    for k, v in figures.items():
+        if is_plot_spec(v):
+            note = f"<p class=note>{html.escape(v.get('note', ''))}</p>" if v.get("note") else ""
+            parts.append(f"<figure><img alt='{html.escape(v['title'])}' src='data:image/png;base64,{_png(v)}'/>"
+                         f"<figcaption>{html.escape(v['title'])}</figcaption>{note}</figure>")
+        elif isinstance(v, list):
+            parts.append(f"<h4>{html.escape(k)}</h4>" + _table(v))
+        elif isinstance(v, dict):
+            parts.append(f"<h4>{html.escape(k)}</h4><pre>{html.escape(json.dumps(v, indent=1, default=str)[:6000])}</pre>")
+    return "".join(parts)
+
+
+def _verdict(v: str) -> str:
+    return f"<span class=verdict style='background:{COLOURS.get(v, '#777')}'>{html.escape(v)}</span>"
+
+
+def _claims_html(data: dict) -> str:
+    claims = data["claims"]
+    rows = "".join(
+        f"<tr><td><a href='#{cid}'>{cid}</a></td><td>{html.escape(c.get('title', ''))}</td><td>{_verdict(c['verdict'])}</td>"
+        f"<td>{c.get('examples', 0)}</td><td>{html.escape(c.get('condition', ''))}</td></tr>"
+        for cid, c in claims.items())
+    head = (f"<p>Cell under test <code>{html.escape(data['impl'])}</code>; kit {data['kit_version']}; torch "
+            f"{html.escape(data['torch_version'])}; devices {', '.join(data['devices'])}; profile "
+            f"{html.escape(data['profile'])}; seed {html.escape(str(data['seed']))}.</p>")
+    table = ("<table><tr><th>ID</th><th>claim</th><th>verdict</th><th>examples</th><th>condition</th></tr>"
+             f"{rows}</table>")
+    sections = []
+    for cid, c in claims.items():
+        ce = c.get("counterexample")
+        fails = "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(m)}</li>" for n, m in c.get("failures", []))
+        sections.append(
+            f"<section id='{cid}'><h2>{cid} — {html.escape(c.get('title', ''))} {_verdict(c['verdict'])}</h2>"
+            f"<p><b>Statement.</b> {html.escape(c.get('statement', ''))}</p>"
+            f"<p><b>Condition.</b> {html.escape(c.get('condition', ''))}</p>"
+            f"<p><b>Computed.</b> {html.escape(c.get('quantity', ''))}</p>"
+            f"<p>Checks passed {c.get('passed', 0)}, failed {c.get('failed', 0)}, expected failures "
+            f"{c.get('xfailed', 0)}, skipped {c.get('skipped', 0)}; examples {c.get('examples', 0)}.</p>"
+            + (f"<h3>Failures</h3><ul>{fails}</ul>" if fails else "")
+            + (f"<h3>Figures</h3>{_figures(c['figures'])}" if c.get("figures") else "")
+            + (f"<h3>Counterexample</h3><pre>{html.escape(json.dumps(ce, indent=1, default=str)[:8000])}</pre>"
+               if ce is not None else "")
+            + f"<h3>Reproduce</h3><pre>{html.escape(c.get('reproduce', ''))}</pre></section>")
+    return head + table + "".join(sections)
+
+
+def _bench_html(bench: dict) -> str:
+    ratios = bench.get("ratios", {})
+    rows = [{"ratio": k, "value (times faster)": v} for k, v in ratios.items() if not isinstance(v, (dict, list))]
+    out = "<section id='bench'><h2>Benchmarks of the recurrence core</h2>" + _table(rows)
+    extra = {k: v for k, v in bench.items() if k not in ("ratios", "benchmarks")}
+    if extra:
+        out += f"<pre>{html.escape(json.dumps(extra, indent=1, default=str)[:4000])}</pre>"
+    benches = bench.get("benchmarks", [])
+    if isinstance(benches, list) and benches and isinstance(benches[0], dict):
+        out += _table([{k: b.get(k) for k in ("name", "median", "iqr", "stddev", "rounds") if k in b} for b in benches])
+    plots = {k: v for k, v in bench.items() if is_plot_spec(v)}
+    out += _figures(plots) if plots else ""
+    return out + "</section>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:0.9em;text-align:left}
+.verdict{color:#fff;padding:1px 8px;border-radius:8px;font-size:0.85em}pre{background:#f5f5f5;padding:0.5em;overflow-x:auto}
+section{border-top:1px solid #ddd;margin-top:1.5em}figure{margin:0.5em 0}.note{font-size:0.85em;color:#555}"""
+
+
+def render(out_dir: Path) -> Path:
+    """Write out_dir/index.html from whatever of claims.json and bench.json is there."""
+    out_dir = Path(out_dir)
+    body = ["<h1>lstm-claims report: LSTM Cell-State Path Mitigates Vanishing Gradients</h1>"]
+    claims_path, bench_path = out_dir / "claims.json", out_dir / "bench.json"
+    if claims_path.exists():
+        body.append(_claims_html(json.loads(claims_path.read_text(encoding="utf-8"))))
+    else:
+        body.append("<p>No claims.json here: run <code>lstm-claims run</code>.</p>")
+    if bench_path.exists():
+        body.append(_bench_html(json.loads(bench_path.read_text(encoding="utf-8"))))
+    page = out_dir / "index.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>lstm-claims report</title>"
+                    f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
+    return page
