@@ -260,6 +260,7 @@ def claims_payload(config) -> dict:
         entry["verdict"] = r.verdict(unconditional=claim.condition.startswith("always")) if (r and claim) else "not-run"
         for key in ("examples", "passed", "failed", "xfailed", "xpassed", "skipped"):
             entry[key] = raw.get(key, 0)
+        entry["expected_failure"] = bool(entry["xfailed"]) and not entry["failed"]
         entry["figures"] = raw.get("figures", {})
         entry["counterexample"] = raw.get("counterexample")
         entry["failures"] = raw.get("failures", [])

@@ -5,7 +5,8 @@ Tests feed a ClaimLog (the `claim_log` fixture):
   figures(ID, **figures)      figures without counting an example (tables, fitted rates)
   refute(ID, counterexample, reproduce=...)   the note's statement, as written, fails here
 The plugin adds each test's outcome. The verdict of a claim:
-  failed                 a check that must hold did not (the cell under test or the kit is wrong)
+  failed                 a check that must hold did not (the cell under test or the kit is wrong);
+                         also when the failure was expected (xfails file): the cell departs from the claim
   refuted                every check passed and a reproducible counterexample to the note was recorded
   holds-under-condition  every check passed; the claim's record names a condition
   holds                  every check passed; the claim holds unconditionally
@@ -35,7 +36,7 @@ class ClaimResult:
     failures: list = field(default_factory=list)  # [(test id, first line of the message)]
 
     def verdict(self, unconditional: bool) -> str:
-        if self.failed or self.xpassed:
+        if self.failed or self.xpassed or self.xfailed:
             return "failed"
         if not (self.passed or self.xfailed):
             return "not-run"

@@ -1,0 +1,94 @@
+"""`lstm-claims run` exit statuses and report files; the report is generic and self-contained."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from claims.plots import plot_spec, series
+from claims.registry import CLAIM_IDS
+from lstm_claims.report import render
+from lstm_claims.results import ClaimResult
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED_TOP = {"kit_version", "impl", "torch_version", "devices", "profile", "seed", "claims"}
+REQUIRED_CLAIM = {"id", "statement", "condition", "verdict", "examples", "figures", "counterexample", "reproduce"}
+
+
+def cli(*args):
+    proc = subprocess.run([sys.executable, "-m", "lstm_claims.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_run_on_a_correct_cell_writes_the_report(tmp_path):
+    rc, out, err = cli("run", "--claims", "L0", "--lstm-impl", "tests.cells.correct:ConcatLSTMCell",
+                       "--out", str(tmp_path))
+    assert rc == 0, out + err
+    data = json.loads((tmp_path / "claims.json").read_text())
+    assert REQUIRED_TOP <= set(data) and data["impl"] == "tests.cells.correct:ConcatLSTMCell"
+    assert list(data["claims"]) == list(CLAIM_IDS)
+    for cid, c in data["claims"].items():
+        assert REQUIRED_CLAIM <= set(c), (cid, set(c))
+    assert data["claims"]["L0"]["verdict"] == "holds" and data["claims"]["L0"]["examples"] > 0
+    assert data["claims"]["L1"]["verdict"] == "not-run"  # deselected by --claims L0
+    assert "L0  holds" in out  # progress line
+    page = (tmp_path / "index.html").read_text()
+    assert "ConcatLSTMCell" in page and "<table>" in page
+
+
+def test_run_on_a_buggy_cell_exits_1_and_the_report_says_which_claim(tmp_path):
+    rc, out, err = cli("run", "--claims", "L0", "--lstm-impl", "tests.cells.mutants:NoInputGate",
+                       "--out", str(tmp_path))
+    assert rc == 1, out + err
+    l0 = json.loads((tmp_path / "claims.json").read_text())["claims"]["L0"]
+    assert l0["verdict"] == "failed" and l0["failures"]
+    assert "[L0]" in l0["failures"][0][1]
+    assert l0["reproduce"].startswith("python -m pytest 'tests/claims/test_L0")
+
+
+@pytest.mark.parametrize("spec", ["tests.cells.broken:TransposedWeightIH", "no_colon_here"])
+def test_run_on_a_contract_breach_exits_2_with_one_message(tmp_path, spec):
+    rc, out, err = cli("run", "--lstm-impl", spec, "--out", str(tmp_path))
+    assert rc == 2
+    assert err.count("lstm-claims: error:") == 1 and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "claims.json").exists()
+
+
+def test_usage_error_exits_2():
+    rc, _, err = cli("run", "--profile", "nightly")
+    assert rc == 2 and "invalid choice" in err
+
+
+def test_report_is_generic_and_self_contained(tmp_path):
+    claims = {cid: {"id": cid, "title": f"claim {cid}", "statement": "s", "condition": "always", "verdict": "holds",
+                    "examples": 3, "figures": {}, "counterexample": None, "reproduce": "cmd"} for cid in CLAIM_IDS}
+    claims["L9"]["figures"] = {
+        "rate": 0.5,
+        "table": [{"b_f": 1, "T": 50, "norm": 1.6e-7}],
+        "plot_norm": plot_spec("norm against T", "T", "norm", [series("b_f = 1", [1, 2], [1e-1, 1e-2])], logy=True),
+    }
+    claims["L6"].update(verdict="refuted", counterexample={"T": 3, "gap": 0.2})
+    (tmp_path / "claims.json").write_text(json.dumps({"kit_version": "0", "impl": "x:Y", "torch_version": "t",
+                                                      "devices": ["cpu"], "profile": "ci", "seed": 0,
+                                                      "claims": claims}))
+    page = render(tmp_path).read_text()
+    assert page.count("data:image/png;base64,") == 1
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert "refuted" in page and "&quot;gap&quot;: 0.2" in page and "1.6e-07" in page
+    for cid in CLAIM_IDS:
+        assert f"id='{cid}'" in page
+
+
+@pytest.mark.parametrize("fields,unconditional,verdict", [
+    ({"passed": 2}, True, "holds"),
+    ({"passed": 2}, False, "holds-under-condition"),
+    ({"passed": 2, "counterexample": {"T": 1}}, True, "refuted"),
+    ({"passed": 2, "failed": 1}, True, "failed"),
+    ({"passed": 1, "xpassed": 1}, True, "failed"),
+    ({"xfailed": 2}, True, "failed"),  # expected by an xfails file: the cell departs from the claim
+    ({"skipped": 4}, True, "not-run"),
+])
+def test_verdict_rule(fields, unconditional, verdict):
+    assert ClaimResult("L0", **fields).verdict(unconditional) == verdict
