@@ -130,7 +130,7 @@ def _bench_html(bench: dict) -> str:
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:0.9em;text-align:left}
-.verdict{color:#fff;padding:1px 8px;border-radius:8px;font-size:0.85em}pre{background:#f5f5f5;padding:0.5em;overflow-x:auto}
+.verdict{color:#fff;padding:1px 8px;border-radius:8px;font-size:0.85em;white-space:nowrap}pre{background:#f5f5f5;padding:0.5em;overflow-x:auto}
 section{border-top:1px solid #ddd;margin-top:1.5em}figure{margin:0.5em 0}.note{font-size:0.85em;color:#555}"""
 
 
