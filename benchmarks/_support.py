@@ -1,0 +1,42 @@
+"""Helpers shared by the bench_*.py files: devices, synchronisation, round counts, keys."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+CUDA_SKIP = pytest.mark.skipif(not torch.cuda.is_available(),
+                               reason="CUDA is not available on this machine (torch.cuda.is_available() is False)")
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_SKIP)]
+
+
+def synchronized(fn, device: str):
+    """fn, followed by torch.cuda.synchronize() on CUDA, so the timed call includes the kernels."""
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def call():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+    return call
+
+
+def measure(benchmark, fn, *, key: str, group: str, device: str = "cpu", budget_s: float = 1.5,
+            min_rounds: int = 3, max_rounds: int = 50, **info):
+    """Time fn with benchmark.pedantic: one warm-up round, then as many rounds as fit in budget_s.
+
+    key: a stable "family/impl/params" name that lstm_claims.bench looks ratios up by.
+    With --benchmark-disable (smoke runs) the body runs exactly once and nothing is timed.
+    """
+    benchmark.group = group
+    benchmark.extra_info.update(key=key, device=device, **info)
+    timed = synchronized(fn, device)
+    if benchmark.disabled:
+        return benchmark.pedantic(timed, rounds=1)
+    start = time.perf_counter()
+    timed()  # calibration call, also a warm-up
+    once = max(time.perf_counter() - start, 1e-6)
+    rounds = int(min(max_rounds, max(min_rounds, budget_s // once)))
+    return benchmark.pedantic(timed, rounds=rounds, warmup_rounds=1, iterations=1)
