@@ -1,0 +1,56 @@
+"""The benchmark folder runs: every benchmark body once (--benchmark-disable), as CI does.
+
+Checks that lstm_claims.bench.run_benchmarks collects the expected benchmarks, that every
+CPU case passes (CUDA cases skip with a reason when there is no GPU), and that the cases
+the headline ratios of bench.json are computed from exist.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from lstm_claims.bench import run_benchmarks
+
+# test function -> number of cases per device (the parametrizations of benchmarks/bench_*.py)
+EXPECTED_PER_DEVICE = {
+    "bench_lstm.py::test_lstm": 4 * 2 * 2 * 2 * 2 // 2,  # impl x mode x B x n
+    "bench_lstm.py::test_lstm_gemm_floor": 2 * 2,  # B x n
+    "bench_scan.py::test_linear_recurrence": 2 * 6 * 2,  # impl x T x width
+}
+EXPECTED_CPU_ONLY = {
+    "bench_jacobian.py::test_cell_state_jacobian": 5,
+    "bench_jacobian.py::test_cell_state_jacobian_matmul_floor": 1,
+}
+HEADLINE_CASES = [
+    "benchmarks/bench_lstm.py::test_lstm[cell_loop-fwd-B64-n512-cpu]",
+    "benchmarks/bench_lstm.py::test_lstm[fused-fwd-B64-n512-cpu]",
+    "benchmarks/bench_jacobian.py::test_cell_state_jacobian[closed_form]",
+    "benchmarks/bench_jacobian.py::test_cell_state_jacobian[jacrev]",
+    "benchmarks/bench_jacobian.py::test_cell_state_jacobian_matmul_floor",
+    "benchmarks/bench_scan.py::test_linear_recurrence[scan-T16384-W64-cpu]",
+    "benchmarks/bench_scan.py::test_linear_recurrence[loop-T16384-W64-cpu]",
+]
+
+
+def _count(nodeids, function):
+    return sum(1 for n in nodeids if n.split("[")[0].endswith(function))
+
+
+def test_benchmarks_smoke(tmp_path):
+    rc = run_benchmarks(tmp_path, smoke=True)
+    summary = json.loads((tmp_path / "bench.json").read_text())
+    tests = summary["tests"]
+    assert rc == 0 and not tests["failed"], f"benchmark smoke run failed (exit {rc}): {tests['failed']}"
+    assert summary["smoke"] is True
+    ran = tests["passed"]
+    cuda = torch.cuda.is_available()
+    for function, per_device in EXPECTED_PER_DEVICE.items():
+        assert _count(ran, function) == per_device * (2 if cuda else 1), function
+        if not cuda:
+            skipped = [n for n in tests["skipped"] if n.split("[")[0].endswith(function)]
+            assert len(skipped) == per_device and all("CUDA is not available" in tests["skipped"][n] for n in skipped)
+    for function, count in EXPECTED_CPU_ONLY.items():
+        assert _count(ran, function) == count, function
+    missing = [case for case in HEADLINE_CASES if case not in ran]
+    assert not missing, f"cases the headline ratios need did not run: {missing}"
