@@ -1,0 +1,146 @@
+"""The vanilla (Elman, tanh) RNN of CLAIMS.md V1-V3, in closed form, batched.
+
+    z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh        h_t = tanh(z_t)       (torch.nn.RNN, tanh)
+    J_t = ∂h_t/∂h_{t-1} = diag(tanh'(z_t)) W_hh                                               (V1)
+    ∂h_T/∂h_0 = J_T ⋯ J_1     (exact: the state is h alone)
+    ||J_T ⋯ J_1|| <= Π_t ||J_t|| <= (max_{t,k} tanh'(z_{t,k}) ||W_hh||)^T                        (V2)
+
+and V3's measurements at torch.nn.RNN's default initialisation: ||W_hh||, ||J_t|| and the
+per-step rate lim_T ||J_T ⋯ J_1||^(1/T), estimated by iterating a block of random vectors
+with renormalisation (no product of n x n matrices is formed, so n = 1024 is cheap).
+No function here calls the code under test (torch.nn.RNN is only used for its initialiser).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+
+@dataclass(frozen=True)
+class RNNParams:
+    """torch.nn.RNN's layer-0 parameters: weight_ih (n, m), weight_hh (n, n), bias_ih, bias_hh (n)."""
+
+    weight_ih: torch.Tensor
+    weight_hh: torch.Tensor
+    bias_ih: torch.Tensor
+    bias_hh: torch.Tensor
+
+    def __post_init__(self):
+        n = self.weight_hh.shape[0]
+        if self.weight_hh.dim() != 2 or self.weight_hh.shape != (n, n):
+            raise ValueError(f"weight_hh must be (n, n), got {tuple(self.weight_hh.shape)}")
+        if self.weight_ih.dim() != 2 or self.weight_ih.shape[0] != n:
+            raise ValueError(f"weight_ih must be (n, m) = ({n}, m), got {tuple(self.weight_ih.shape)}")
+        for name in ("bias_ih", "bias_hh"):
+            if tuple(getattr(self, name).shape) != (n,):
+                raise ValueError(f"{name} must be ({n},), got {tuple(getattr(self, name).shape)}")
+
+    @property
+    def hidden_size(self) -> int:
+        return self.weight_hh.shape[0]
+
+    @property
+    def input_size(self) -> int:
+        return self.weight_ih.shape[1]
+
+    def to(self, dtype=None, device=None) -> "RNNParams":
+        return RNNParams(*(getattr(self, f.name).to(dtype=dtype, device=device) for f in fields(self)))
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def dtanh(z: torch.Tensor) -> torch.Tensor:
+    t = torch.tanh(z)
+    return 1 - t * t
+
+
+def preactivation(params: RNNParams, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    return x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T + params.bias_hh
+
+
+def rnn_unroll(params: RNNParams, xs: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z, h), each (T, B, n), over xs (T, B, m) from h0 (B, n)."""
+    zs, hs, h = [], [], h0
+    for t in range(xs.shape[0]):
+        z = preactivation(params, xs[t], h)
+        h = torch.tanh(z)
+        zs.append(z)
+        hs.append(h)
+    return torch.stack(zs), torch.stack(hs)
+
+
+def step_jacobians(params: RNNParams, z: torch.Tensor) -> torch.Tensor:
+    """J = diag(tanh'(z)) W_hh for pre-activations z (..., n): (..., n, n)."""
+    return dtanh(z).unsqueeze(-1) * params.weight_hh
+
+
+def spectral_norm(A: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.matrix_norm(A, ord=2)
+
+
+def default_rnn_params(n: int, m: int, seed: int, dtype=torch.float64) -> RNNParams:
+    """torch.nn.RNN(m, n)'s default initialisation (uniform ±1/√n) under torch.manual_seed(seed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        rnn = torch.nn.RNN(m, n, nonlinearity="tanh")
+    return RNNParams(*(getattr(rnn, f"{k}_l0").detach().to(dtype) for k in ("weight_ih", "weight_hh", "bias_ih",
+                                                                              "bias_hh")))
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    """The per-step growth rate of ||J_t ⋯ J_1 V|| for a block of random vectors V, per batch entry."""
+
+    rate: torch.Tensor  # (S,) exp of the mean log growth per step over the second half of the run
+    rate_full: torch.Tensor  # (S,) the same over all T steps (biased by the start; for comparison)
+    jacobian_norms: torch.Tensor  # (S, k) ||J_t|| at the k sampled steps
+    max_dtanh: torch.Tensor  # (S,) max over t, k of tanh'(z_{t,k})
+
+
+def product_growth_rate(W_ih: torch.Tensor, W_hh: torch.Tensor, b: torch.Tensor, xs: torch.Tensor, *,
+                        probes: int = 4, norm_steps: tuple[int, ...] = (), seed: int = 0) -> RateEstimate:
+    """lim ||J_T ⋯ J_1||^(1/T) estimated along a trajectory, for S networks at once.
+
+    W_ih (S, n, m), W_hh (S, n, n), b (S, n) (the two biases summed), xs (T, S, m); h_0 = 0.
+    V <- diag(tanh'(z_t)) W_hh V for a block of `probes` random unit vectors, renormalised
+    by its largest column norm every step, the logs of the norms summed: for almost every
+    start block the largest column grows like the top Lyapunov exponent, which is
+    lim (1/T) log ||J_T ⋯ J_1|| (Oseledets). With xs = 0 and b = 0, h stays 0, tanh' = 1 and
+    the rate is lim ||W_hh^T||^(1/T) = the spectral radius of W_hh (Gelfand).
+    The steps in norm_steps also get ||J_t|| by an SVD (costly for large n: sample a few).
+    """
+    T, S, _ = xs.shape
+    n = W_hh.shape[-1]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    V = torch.randn(S, n, probes, generator=gen, dtype=W_hh.dtype).to(W_hh.device)
+    V = V / torch.linalg.vector_norm(V, dim=1, keepdim=True)
+    h = W_hh.new_zeros(S, n, 1)
+    logs = torch.zeros(T, S, dtype=torch.float64, device=W_hh.device)
+    max_dt = W_hh.new_zeros(S)
+    jn = []
+    for t in range(T):
+        # One pass over W_hh per step for both the state and the probes.
+        out = torch.bmm(W_hh, torch.cat([h, V], dim=2))
+        z = out[:, :, :1] + torch.bmm(W_ih, xs[t].unsqueeze(2)) + b.unsqueeze(2)
+        h = torch.tanh(z)
+        d = 1 - h * h
+        max_dt = torch.maximum(max_dt, d.amax(dim=(1, 2)))
+        V = d * out[:, :, 1:]
+        scale = torch.linalg.vector_norm(V, dim=1).amax(dim=1)  # (S,)
+        logs[t] = torch.log(scale).to(torch.float64)
+        V = V / scale.view(S, 1, 1)
+        if t in norm_steps:
+            jn.append(spectral_norm(d * W_hh))
+    half = T // 2
+    rate = torch.exp(logs[half:].mean(dim=0))
+    rate_full = torch.exp(logs.mean(dim=0))
+    jacobian_norms = torch.stack(jn, dim=1) if jn else W_hh.new_zeros(S, 0)
+    return RateEstimate(rate, rate_full, jacobian_norms, max_dt)
+
+
+def log_growth_per_step(product_norm: float, T: int) -> float:
+    """log ||Π J|| / T, -inf for a zero product."""
+    return math.log(product_norm) / T if product_norm > 0 else -math.inf
