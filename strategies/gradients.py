@@ -1,0 +1,110 @@
+"""Hypothesis strategies for gradients to clip (CLAIMS.md G2) and rescalings to apply (G3).
+
+A gradient set is a list of 1 .. 4 tensors (the .grad of as many parameters) of 1 .. 12
+elements each. Each tensor has its own scale 2^e, so sets are anisotropic, and the
+exponent range depends on the dtype and on the regime asked for:
+
+- "representable": every |g| <= 2^56 (float32) or 2^504 (float64), so that Σ g² over
+  48 elements stays below the largest float: torch's norm (a plain sum of squares) is
+  finite. Down to 2^-150 (float32) and 2^-1080 (float64): tiny gradients whose squares
+  underflow, and values that are subnormal or round to 0 in the dtype.
+- "overflowing": finite gradients with at least one element of magnitude >= 2^65
+  (float32) or 2^513 (float64): the square of that element overflows although the
+  gradient and often its norm are finite in the dtype. (Exploding gradients reach this:
+  G1's example passes 2^64 in float32 after about 100 steps.)
+- "non-finite": at least one element is +inf, -inf or NaN.
+
+Values are float64 tensors; the check rounds them to the dtype under test and takes
+the rounded values as the gradient (a value below the dtype's range is honestly 0 there).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from hypothesis.extra.numpy import arrays
+
+REGIMES = ("representable", "overflowing", "non-finite")
+
+# Per dtype: (smallest scale exponent, largest scale exponent with a finite sum of squares
+# over up to 48 elements: 2 e + log2(48) < emax + 1, with 2 bits to spare, and the exponent
+# from which a single square overflows: e >= (emax + 1) / 2).
+_RANGES = {torch.float32: (-150, 56, 65, 127), torch.float64: (-1080, 504, 513, 1023)}
+
+
+def _unit():
+    return st.floats(-1.0, 1.0, width=32, allow_subnormal=False)
+
+
+def _dtype_ranges(dtype):
+    try:
+        return _RANGES[dtype]
+    except KeyError:
+        raise InvalidArgument(f"dtype must be torch.float32 or torch.float64, got {dtype!r}") from None
+
+
+@st.composite
+def _gradient_sets(draw, dtype, regime, max_tensors, max_numel):
+    lo, hi, big_lo, big_hi = _dtype_ranges(dtype)
+    k = draw(st.integers(1, max_tensors), label="tensors")
+    grads = []
+    for j in range(k):
+        numel = draw(st.integers(1, max_numel), label=f"numel {j}")
+        e = draw(st.integers(lo, hi), label=f"scale exponent {j}")
+        base = draw(arrays(np.float32, (numel,), elements=_unit()))
+        # m 2^e with |m| <= 1 float32-exact: exact in float64 (|e| <= 1080 and 24 bits stay in range).
+        grads.append(torch.from_numpy(base.astype(np.float64)) * 2.0 ** e)
+    if regime != "representable":
+        j = draw(st.integers(0, k - 1), label="tensor with the special element")
+        idx = draw(st.integers(0, grads[j].numel() - 1), label="its index")
+        if regime == "overflowing":
+            e = draw(st.integers(big_lo, big_hi), label="large exponent")
+            m = draw(st.floats(0.5, 1.0, width=32, exclude_max=True), label="large mantissa")
+            sign = draw(st.sampled_from([1.0, -1.0]), label="sign")
+            grads[j][idx] = sign * m * 2.0 ** e
+        else:
+            grads[j][idx] = draw(st.sampled_from([math.inf, -math.inf, math.nan]), label="non-finite value")
+    return grads
+
+
+def gradient_sets(*, dtype: torch.dtype, regime: str = "representable", max_tensors: int = 4, max_numel: int = 12):
+    """Lists of float64 gradient tensors for the parameters of one model (module docstring)."""
+    _dtype_ranges(dtype)
+    if regime not in REGIMES:
+        raise InvalidArgument(f"regime must be one of {REGIMES}, got {regime!r}")
+    if not isinstance(max_tensors, int) or not 1 <= max_tensors <= 4:
+        raise InvalidArgument(f"max_tensors must be an int in 1..4, got {max_tensors!r}")
+    if not isinstance(max_numel, int) or not 1 <= max_numel <= 12:
+        # The representable range assumes at most 48 elements in all (see _RANGES).
+        raise InvalidArgument(f"max_numel must be an int in 1..12, got {max_numel!r}")
+    return _gradient_sets(dtype, regime, max_tensors, max_numel)
+
+
+def max_norms(*, min_exp: int = -70, max_exp: int = 70):
+    """Positive clipping thresholds m 2^e, m in [1/2, 1) float32-exact: 2^-71 .. 2^70.
+
+    The range straddles 1e-6 (torch adds 1e-6 to the norm before dividing) and, in float32,
+    reaches thresholds far above any representable gradient norm.
+    """
+    if not (isinstance(min_exp, int) and isinstance(max_exp, int) and -126 <= min_exp <= max_exp <= 127):
+        raise InvalidArgument(f"need ints -126 <= min_exp <= max_exp <= 127, got {min_exp!r}, {max_exp!r}")
+    return st.builds(lambda m, e: m * 2.0 ** e, st.floats(0.5, 1.0, width=32, exclude_max=True),
+                     st.integers(min_exp, max_exp))
+
+
+def rescalings(numel: int, *, max_exp: int = 20):
+    """Positive per-coordinate factors d = m 2^e, m in {1, 1.25, 1.5, 1.75}, |e| <= max_exp (G3).
+
+    Returned as a float64 tensor of `numel` elements (exact in float32).
+    """
+    if not isinstance(numel, int) or numel < 1:
+        raise InvalidArgument(f"numel must be a positive int, got {numel!r}")
+    if not isinstance(max_exp, int) or not 0 <= max_exp <= 40:
+        raise InvalidArgument(f"max_exp must be an int in 0..40, got {max_exp!r}")
+    mant = st.sampled_from([1.0, 1.25, 1.5, 1.75])
+    exps = st.integers(-max_exp, max_exp)
+    return st.lists(st.builds(lambda m, e: m * 2.0 ** e, mant, exps), min_size=numel, max_size=numel).map(
+        lambda v: torch.tensor(v, dtype=torch.float64))
