@@ -1,0 +1,241 @@
+"""G1 — exploding gradients remain possible.
+
+Note: "Gating does not eliminate exploding gradients. Forget gates can be greater than the
+multiplicative threshold for some directions in some configurations, and the candidate c̃_t
+contribution can grow." CLAIMS.md G1: there are LSTM parameters for which ||dc_T/dc_0||
+grows exponentially with T — through the indirect term, since ||D_t|| = max f_t <= 1.
+
+The claim is existential, so it is shown by example (reference/exploding_construction.py):
+
+- the stored fixed-point example, in the note's own regime f ≈ 0.98: through the cell
+  under test (its autograd through T unrolled steps, T = 8 .. 64, float64 and float32),
+  checked against the closed form along the cell's trajectory within carried rounding
+  bounds; the per-step growth rate between consecutive T is bounded below, rounding
+  included, and must exceed 1; Perron–Frobenius brackets the norm by row sums of the
+  non-negative factors J_t = D_t + E_t; the decomposition explains it: ||Π D_t|| <= 1
+  while ||Π J_t|| <= Π (||D_t|| + ||E_t||), so all growth is the indirect term's.
+  The closed form carries it to T = 1024 (norm ~ 1e198).
+- the same for the gradient of a scalar loss L = Σ c_T with respect to the four
+  parameters (it sums the long-range Jacobians of every step, so it explodes too).
+- a Hypothesis search (target(): the growth rate) over the fixed-point family of
+  strategies/gating_sequences.py, where the row-sum bracket must hold on every example.
+- the chaotic example: sustained growth off any fixed point, measured on the float64
+  closed form over 2048 steps from three initial states.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from claims.registry import Claim, register
+from claims.through_unrolled_cell import c_jacobians, checked_gradients
+from claims.tolerances import gamma
+from claims.violation import ClaimViolation, assert_bound, where
+from reference.cell_state_jacobians import spectral_norm
+from reference.exploding_construction import (CHAOTIC_INITIAL_STATES, chaotic_example, fixed_point_example,
+                                              log_cell_jacobian_norms, nonnegative_row_sums)
+from reference.jacobian_chain import cell_state_factors, ordered_product
+
+CLAIM = register(Claim(
+    id="G1",
+    title="exploding gradients remain possible",
+    statement="Gating does not eliminate exploding gradients: there are LSTM parameters for which ||dc_T/dc_0|| "
+              "grows exponentially with T (through the indirect term, since ||diag f_t|| <= 1).",
+    condition="always: the claim is existential, shown by a stored construction (f ≈ 0.98, state at the unstable "
+              "fixed point 0) through the cell, a search, and a chaotic example",
+    quantity="per-step growth rate of ||dc_T/dc_0|| and of ||dL/dθ|| over several T, bounded below with rounding "
+             "included; Perron-Frobenius row-sum bracket; ||Π D_t|| <= 1 vs Π(||D_t|| + ||E_t||)",
+))
+
+CELL_STEPS = (8, 16, 32, 64)  # through the cell: 1.5^64 ~ 1e12 stays far inside float32
+LONG_STEPS = (128, 256, 512, 1024)  # closed form, float64: 1.56^1024 ~ 1e198
+# Spectral norm of an n x n float64 matrix by LAPACK's SVD: backward stable, |σ̂ - σ| <= 4 n u ||A||.
+SVD_REL = lambda n: 4 * n * 2.0 ** -53  # noqa: E731
+
+
+def _norm_bracket(J_cell, allowed, n):
+    """(lower, upper) on the exact ||dc_T/dc_0||_2 from the cell's value and the allowed error (per example)."""
+    delta = torch.linalg.matrix_norm(allowed, ord="fro")  # ||ΔJ||_2 <= ||ΔJ||_F
+    s = spectral_norm(J_cell) * (1 + SVD_REL(n))
+    return (s * (1 - 2 * SVD_REL(n)) - delta).clamp_min(0), s + delta
+
+
+def growth_rates(norms: dict) -> dict:
+    """{(T1, T2): lower bound on the per-step growth rate} from {T: (lower, upper)} norm brackets."""
+    Ts = sorted(norms)
+    out = {}
+    for T1, T2 in zip(Ts, Ts[1:]):
+        lo2, hi1 = norms[T2][0], norms[T1][1]
+        out[(T1, T2)] = (lo2 / hi1).pow(1.0 / (T2 - T1)) if bool((hi1 > 0).all()) else torch.zeros_like(lo2)
+    return out
+
+
+def _fixed_point_factors(cut_run_hs, cut_run_cs, seq, ctx):
+    """The note's factors along the fixed point, after checking that the cell's state is exactly 0 there."""
+    if bool((cut_run_hs != 0).any()) or bool((cut_run_cs != 0).any()):
+        bad = float(max(cut_run_hs.abs().max(), cut_run_cs.abs().max()))
+        raise ClaimViolation("G1", f"{ctx}: the construction puts the state at h = c = 0 exactly (W_ig = 0, b_g = 0, "
+                                   f"h_0 = c_0 = 0), but the cell's state left it (|state| up to {bad:.3g}): "
+                                   f"the cell computes tanh(0) or 0 · x + 0 inexactly")
+    return cell_state_factors(seq.params, seq.xs, seq.h0, seq.c0)
+
+
+def check_bracket_and_decomposition(jac, seq, ctx) -> dict:
+    """Perron–Frobenius bracket and the direct/indirect explanation, for a fixed-point sequence."""
+    __tracebackhide__ = True
+    Tmax = max(jac.cell)
+    fac = _fixed_point_factors(jac.run.hs, jac.run.cs, seq.truncated(Tmax), ctx)
+    n = seq.hidden_size
+    r, R = nonnegative_row_sums(fac.J[1:])  # (T-1, B) for t = 2..T
+    f1 = fac.f[0]
+    eps = torch.linalg.matrix_norm(fac.E, ord=2)  # ||E_t||, (T, B)
+    d_norm = fac.f.amax(dim=-1)  # ||D_t|| = max_k f_t,k
+    figures = {}
+    for T in sorted(jac.cell):
+        lo, hi = _norm_bracket(jac.cell[T], jac.allowed[T], n)
+        # J 1 >= (Π r_t) min f_1 1 entrywise, so ||J||_2 >= ||J 1|| / √n >= Π r min f_1; ||J||_2 <= √n ||J||_∞.
+        lower = f1.amin(-1) * r[:T - 1].prod(0)
+        upper = math.sqrt(n) * f1.amax(-1) * R[:T - 1].prod(0)
+        slack = gamma(4 * n * T, torch.float64)  # float64 row sums and products of T positive factors
+        for b in range(seq.batch):
+            assert_bound("G1", f"Perron lower bound / ||dc_T/dc_0|| at T = {T} (example {b})",
+                         float(lower[b]) * (1 - slack), float(hi[b]), context=ctx,
+                         why="J_t >= 0 entrywise: ||J_T..J_1|| >= min f_1 Π_(t>=2) (smallest row sum of J_t)")
+            assert_bound("G1", f"||dc_T/dc_0|| at T = {T} (example {b})", float(lo[b]), float(upper[b]) * (1 + slack),
+                         context=ctx, why="<= √n max f_1 Π_(t>=2) (largest row sum of J_t)")
+            # The decomposition: ||Π J_t|| <= Π (||D_t|| + ||E_t||), with ||Π D_t|| = max_k Π f_t,k <= 1.
+            direct_only = float(fac.f[:T, b].prod(0).max())
+            factor_bound = float((d_norm[:T, b] + eps[:T, b]).prod())
+            assert_bound("G1", f"||dc_T/dc_0|| at T = {T} vs Π(||D_t|| + ||E_t||) (example {b})", float(lo[b]),
+                         factor_bound * (1 + slack), context=ctx,
+                         why="submultiplicativity; the note's product is the true Jacobian at this fixed point")
+            assert_bound("G1", f"||Π D_t|| at T = {T}", direct_only, 1.0, context=ctx, why="0 < f_t,k < 1")
+        # At the fixed point the note's product is the true total derivative (the W_ho term carries tanh(c_t) = 0).
+        note = ordered_product(fac.J[:T])
+        excess = ((jac.reference[T] - note).abs() - jac.allowed[T]).max()
+        if float(excess) > 0:
+            raise ClaimViolation("G1", f"{ctx}: at T = {T} the note's product J_T..J_1 differs from the true "
+                                       f"dc_T/dc_0 by more than rounding, although the state is at the fixed point")
+    # Figures at the longest span: ||Π D_t|| (<= 1: the direct path alone decays), the mean ||E_t||,
+    # and the geometric mean of the smallest row sums (the proven lower growth rate).
+    figures["direct_only_norm"] = float(fac.f[:Tmax].prod(0).amax())
+    figures["mean_indirect_norm"] = float(eps[1:Tmax].mean())
+    figures["min_perron_rate"] = float(r[:Tmax - 1].log().mean(0).exp().min())
+    return figures
+
+
+def check_cell_jacobian_growth(cut, seq, device, dtype, steps=CELL_STEPS) -> dict:
+    """The stored example: ||dc_T/dc_0|| through the cell grows at a rate > 1 between consecutive T."""
+    __tracebackhide__ = True
+    ctx = f"{where(device, dtype)}, stored fixed-point example, T = {', '.join(map(str, steps))}"
+    jac = c_jacobians("G1", cut, seq, steps, device, dtype, context=ctx)
+    figures = check_bracket_and_decomposition(jac, seq, ctx)
+    norms = {T: _norm_bracket(jac.cell[T], jac.allowed[T], seq.hidden_size) for T in jac.cell}
+    rates = growth_rates(norms)
+    for (T1, T2), rate in rates.items():
+        if not bool((rate > 1).all()):
+            raise ClaimViolation("G1", f"{ctx}: the growth rate of ||dc_T/dc_0|| between T = {T1} and {T2} is not "
+                                       f"shown > 1: its lower bound is {float(rate.min()):.6g} (norms "
+                                       f"{float(norms[T1][0].min()):.6g} .. {float(norms[T2][1].max()):.6g})")
+    Tmax = max(steps)
+    figures.update({"min_jacobian_growth_rate": float(min(r.min() for r in rates.values())),
+                    f"jacobian_norm_at_T{Tmax}": float(norms[Tmax][0].min())})
+    return figures
+
+
+def check_parameter_gradient_growth(cut, seq, device, dtype, steps=CELL_STEPS) -> dict:
+    """||dL/dθ|| of L = Σ c_T, by the cell's autograd, grows at a rate > 1 between consecutive T."""
+    __tracebackhide__ = True
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ctx = f"{where(device, dtype)}, stored fixed-point example, dL/dθ for L = Σ c_T"
+    norms = {}
+    for T in steps:
+        inject = {T: (torch.zeros_like(seq.h0), torch.ones_like(seq.c0))}
+        got, ref, allowed = checked_gradients("G1", cut, seq, inject, device, dtype, context=f"{ctx}, T = {T}",
+                                              compare=names)
+        g = torch.cat([got.grads.as_dict()[k].reshape(-1) for k in names])
+        a = torch.cat([allowed.as_dict()[k].reshape(-1) for k in names])
+        s, d = torch.linalg.vector_norm(g), torch.linalg.vector_norm(a)
+        norms[T] = (((s - d) * (1 - gamma(g.numel(), torch.float64))).clamp_min(0).reshape(1),
+                    ((s + d) * (1 + gamma(g.numel(), torch.float64))).reshape(1))
+    rates = growth_rates(norms)
+    for (T1, T2), rate in rates.items():
+        if not bool((rate > 1).all()):
+            raise ClaimViolation("G1", f"{ctx}: the growth rate of ||dL/dθ|| between T = {T1} and {T2} is not shown "
+                                       f"> 1: its lower bound is {float(rate.min()):.6g}")
+    return {"min_parameter_gradient_growth_rate": float(min(r.min() for r in rates.values())),
+            f"parameter_gradient_norm_at_T{max(steps)}": float(norms[max(steps)][0].min())}
+
+
+def check_closed_form_growth(steps=LONG_STEPS) -> dict:
+    """The stored example over long spans, float64 closed form (no cell): the same rate, to T = 1024."""
+    __tracebackhide__ = True
+    seq = fixed_point_example(max(steps))
+    ctx = f"float64 closed form, stored fixed-point example, T = {', '.join(map(str, steps))}"
+    logs = log_cell_jacobian_norms(seq, steps)
+    fac = cell_state_factors(seq.params, seq.xs, seq.h0, seq.c0)
+    r, R = nonnegative_row_sums(fac.J[1:])
+    n = seq.hidden_size
+    for T in steps:
+        slack = gamma(4 * n * T + 10, torch.float64)
+        lower = float(fac.f[0].amin() .log() + r[:T - 1].log().sum())
+        upper = float(math.log(math.sqrt(n)) + fac.f[0].amax().log() + R[:T - 1].log().sum())
+        assert_bound("G1", f"log Perron lower bound at T = {T}", lower - slack, float(logs[T][0]) + slack,
+                     context=ctx, why="row sums of the non-negative factors")
+        assert_bound("G1", f"log ||dc_T/dc_0|| at T = {T}", float(logs[T][0]) - slack, upper + slack, context=ctx,
+                     why="√n max f_1 Π R_t")
+    Ts = sorted(steps)
+    rates = [(float(logs[T2][0] - logs[T1][0]) - 2 * gamma(4 * n * T2 + 10, torch.float64)) / (T2 - T1)
+             for T1, T2 in zip(Ts, Ts[1:])]
+    if min(rates) <= 0:
+        raise ClaimViolation("G1", f"{ctx}: log growth per step {min(rates):.6g} is not > 0")
+    return {"min_long_growth_rate": math.exp(min(rates)), "log10_jacobian_norm_at_T1024": float(logs[Ts[-1]][0]) / math.log(10)}
+
+
+def check_chaotic_growth(steps=(512, 2048)) -> dict:
+    """The chaotic example: from each stored initial state, ||dc_T/dc_0||^(1/T) > 1 over [T1, T2] (float64 closed form)."""
+    __tracebackhide__ = True
+    T1, T2 = steps
+    rates = []
+    for c0 in CHAOTIC_INITIAL_STATES:
+        logs = log_cell_jacobian_norms(chaotic_example(c0, T2), steps)
+        # Each of the ~T factors and products rounds at ~γ_(4n+10) relative; in log space the sum of those.
+        slack = 2 * T2 * gamma(4 * 2 + 10, torch.float64)
+        rate = (float(logs[T2][0] - logs[T1][0]) - slack) / (T2 - T1)
+        if rate <= 0:
+            raise ClaimViolation("G1", f"chaotic example from c_0 = {c0}: log growth per step over T = {T1}..{T2} is "
+                                       f"{rate:.6g}, not > 0 (float64 closed form)")
+        rates.append(rate)
+    return {"min_chaotic_growth_rate": math.exp(min(rates)), "max_chaotic_growth_rate": math.exp(max(rates))}
+
+
+def check_search_example(cut, seq, device, dtype) -> dict:
+    """A fixed-point-family example: the cell's Jacobian is the closed form and obeys the row-sum bracket.
+
+    Returns the measured per-step growth rate between T/2 and T (to be pushed up by target()).
+    """
+    __tracebackhide__ = True
+    T = seq.steps
+    steps = (T // 2, T)
+    ctx = f"{where(device, dtype)}, T = {T // 2} and {T}, n={seq.hidden_size} m={seq.input_size}, {seq.drawn}"
+    jac = c_jacobians("G1", cut, seq, steps, device, dtype, context=ctx)
+    figures = check_bracket_and_decomposition(jac, seq, ctx)
+    norms = {Tk: _norm_bracket(jac.cell[Tk], jac.allowed[Tk], seq.hidden_size) for Tk in steps}
+    lower = growth_rates(norms)[steps]
+    s1, s2 = spectral_norm(jac.cell[steps[0]]), spectral_norm(jac.cell[steps[1]])
+    measured = float((s2 / s1).pow(1.0 / (T - T // 2))) if float(s1) > 0 else 0.0
+    return {"growth_rate": measured, "growth_rate_lower_bound": float(lower.min()),
+            "min_perron_rate": figures["min_perron_rate"]}
+
+
+def exploding_parameter_gradient(cut, steps: int, device, dtype):
+    """The cell (with .grad set on its four parameters) after backward of L = Σ c_T on the stored example."""
+    seq = fixed_point_example(steps)
+    cell = cut.with_params(seq.params, device, dtype)
+    h, c = (t.to(device=device, dtype=dtype) for t in (seq.h0, seq.c0))
+    xs = seq.xs.to(device=device, dtype=dtype)
+    for t in range(steps):
+        h, c = cut.step(cell, xs[t], h, c)
+    c.sum().backward()
+    return cell

@@ -1,0 +1,170 @@
+"""G2 — clipping bounds the gradient.
+
+Note: "Gating does not eliminate exploding gradients. [...] Gradient clipping is still
+useful for LSTMs." CLAIMS.md G2: torch.nn.utils.clip_grad_norm_(params, max_norm) leaves a
+total norm <= max_norm (within float tolerance) with the direction unchanged; applied to
+the exploding case of G1.
+
+What torch does (2.x, `error_if_nonfinite=False`, the default): N = ||(||g_1||, ..., ||g_k||)||
+with each norm a plain square root of a sum of squares in the gradients' dtype;
+c = min(1, max_norm / (N + 1e-6)); every gradient is multiplied in place by c. Hence:
+
+- finite gradients whose squares do not overflow: exactly the claim (checked below with
+  derived bounds; c is a single scalar, so the direction is kept elementwise);
+- finite gradients with an element |g| >= 2^64 (float32) or 2^512 (float64): g² overflows,
+  N = inf although the gradient is finite, c = max_norm / inf = 0 and every element becomes
+  ±0: the norm bound holds trivially, the direction is lost. G1's exploding gradient
+  reaches this in float32 after about 100 steps. That is a counterexample to the claim as
+  stated, and the suite records it;
+- gradients holding inf or NaN: N = inf or NaN, c = 0 or NaN, and torch writes 0 and NaN
+  into the gradients without complaint (error_if_nonfinite=True raises instead). Outside
+  the claim (a NaN has no direction), but the kit reports it as a ClaimViolation rather
+  than passing silently.
+
+(torch also multiplies by max_norm / (N + 1e-6) < 1 gradients whose norm is already below
+max_norm when both are of order 1e-6 or less; harmless for the claim, reported as a figure.)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from claims.registry import Claim, register
+from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
+from claims.violation import ClaimViolation, assert_bound, assert_within, where
+
+CLAIM = register(Claim(
+    id="G2",
+    title="clipping bounds the gradient",
+    statement="Gradient clipping is still useful for LSTMs: clip_grad_norm_(params, max_norm) leaves a total "
+              "norm <= max_norm with the direction unchanged, also on the exploding gradients of G1.",
+    condition="finite gradients whose squares do not overflow the dtype (every |g| < 2^64 in float32, 2^512 in "
+              "float64) and max_norm > 0; beyond, torch's sum of squares overflows and clip_grad_norm_ zeroes "
+              "finite gradients (a counterexample); NaN/inf gradients are reported, not clipped",
+    quantity="torch's total norm against the exact norm; the clipped gradient against c·g elementwise with "
+             "c = min(1, max_norm/(N + 1e-6)); the clipped norm against max_norm; all within derived bounds",
+))
+
+TORCH_EPS = 1e-6  # the constant torch.nn.utils.clip_grad_norm_ adds to the norm before dividing
+
+
+def exact_norm(ts) -> float:
+    """The 2-norm of all elements of the float64 tensors ts, scaled by a power of two so that
+    no square over- or underflows in float64 (relative error γ_(N+2) in float64)."""
+    flat = torch.cat([t.reshape(-1) for t in ts]).to(torch.float64)
+    big = flat.abs().max().item() if flat.numel() else 0.0
+    if big == 0.0:
+        return 0.0
+    _, e = math.frexp(big)
+    return math.ldexp(torch.linalg.vector_norm(flat * 2.0 ** -e).item(), e)  # scaling by 2^-e is exact
+
+
+def _described(before, after) -> str:
+    nan = sum(int(torch.isnan(t).sum()) for t in after)
+    zero = sum(int((t == 0).sum()) for t in after)
+    was_zero = sum(int((t == 0).sum()) for t in before)
+    numel = sum(t.numel() for t in after)
+    return f"afterwards {nan} of {numel} elements are NaN and {zero} are 0 ({was_zero} were 0 before)"
+
+
+def _raises_with_error_if_nonfinite(parameters, before, max_norm) -> bool:
+    saved = [p.grad.detach().clone() for p in parameters]
+    try:
+        for p, b in zip(parameters, before):
+            p.grad.copy_(b.to(p.grad.dtype))
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm, error_if_nonfinite=True)
+        return False
+    except RuntimeError:
+        return True
+    finally:
+        for p, s in zip(parameters, saved):
+            p.grad.copy_(s)
+
+
+def parameters_with_grads(grads, device, dtype) -> list[torch.nn.Parameter]:
+    """One nn.Parameter per gradient, on `device` in `dtype`, with .grad = the gradient rounded to dtype."""
+    params = []
+    for g in grads:
+        p = torch.nn.Parameter(torch.zeros(g.shape, device=device, dtype=dtype))
+        p.grad = g.to(device=device, dtype=dtype)
+        params.append(p)
+    return params
+
+
+def check_clip(parameters, max_norm: float, device, dtype) -> dict:
+    """clip_grad_norm_(parameters, max_norm) on their current .grad; returns figures or raises ClaimViolation.
+
+    The violation's figures["case"] says which: "non-finite gradient", "norm overflow" (a
+    finite gradient zeroed: the counterexample), or a plain failure of the bounds.
+    """
+    __tracebackhide__ = True
+    parameters = [p for p in parameters if p.grad is not None]
+    before = [p.grad.detach().to("cpu", torch.float64).clone() for p in parameters]
+    numel, k = sum(t.numel() for t in before), len(before)
+    ctx = f"{where(device, dtype)}, {k} gradients, {numel} elements, max_norm = {max_norm:.6g}"
+    if max_norm <= 0 or not math.isfinite(max_norm):
+        raise ValueError(f"max_norm must be positive and finite (the claim's condition), got {max_norm!r}")
+    finite = all(bool(torch.isfinite(t).all()) for t in before)
+    total = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    total = float(total)
+    after = [p.grad.detach().to("cpu", torch.float64) for p in parameters]
+    if not finite:
+        raises = _raises_with_error_if_nonfinite(parameters, before, max_norm)
+        raise ClaimViolation("G2", f"{ctx}: the gradient is not finite (it holds inf or NaN). clip_grad_norm_ "
+                                   f"returned total norm {total} and multiplied every gradient by max_norm/(N + 1e-6) "
+                                   f"= {max_norm / (total + TORCH_EPS)}: {_described(before, after)}. With "
+                                   f"error_if_nonfinite=True torch {'raises' if raises else 'does NOT raise'}.",
+                             figures={"case": "non-finite gradient", "total_norm": total,
+                                      "raises_with_error_if_nonfinite": raises})
+    N = exact_norm(before)
+    if not math.isfinite(total):
+        raises = _raises_with_error_if_nonfinite(parameters, before, max_norm)
+        biggest = max(t.abs().max().item() for t in before)
+        raise ClaimViolation("G2", f"{ctx}: torch's total norm is {total} for a finite gradient of norm {N:.6g} "
+                                   f"(largest |g| = {biggest:.6g}; its square overflows {str(dtype)[6:]}). "
+                                   f"clip_grad_norm_ multiplied every gradient by max_norm/(inf + 1e-6) = 0: "
+                                   f"{_described(before, after)}; the direction is lost. error_if_nonfinite=True "
+                                   f"{'raises' if raises else 'does NOT raise'} here.",
+                             figures={"case": "norm overflow", "exact_norm": N, "total_norm": total,
+                                      "largest_element": biggest, "raises_with_error_if_nonfinite": raises})
+    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    largest = max(t.numel() for t in before)
+    # torch's N: per-tensor sums of squares (γ_(numel) of the sum, all terms positive), square roots,
+    # then the same over the k norms: relative error γ_(largest + k + 3). Squares below the
+    # normal range lose up to η/2 each: sqrt(numel η) per tensor norm, sqrt(k η) at the end,
+    # and the outer norm is 1-Lipschitz in the inner ones.
+    dN = gamma(largest + k + 3, dtype) * N + k * math.sqrt(largest * eta) + math.sqrt(k * eta)
+    dN64 = gamma(numel + 2, torch.float64) * N  # exact_norm's own rounding
+    assert_bound("G2", "|torch's total norm - exact norm|", abs(total - N), dN + dN64, context=ctx,
+                 why="γ_(numel+k+3) N + underflow of the squares, plus the float64 reference's γ_(N+2)")
+    # c = fl(max_norm / fl(N + 1e-6)), clamped to 1: with d = N + 1e-6 the computed denominator is
+    # d(1 + φ), φ <= (ΔN + u 1e-6)/d + u; two more roundings (max_norm to dtype, the division):
+    # relative error of c at most (1 + u)² / (1 - φ) - 1; clamping at 1 does not increase it.
+    d = N + TORCH_EPS
+    phi = (dN + dN64 + u * TORCH_EPS) / d + u
+    rho_c = (1 + u) ** 2 / (1 - phi) - 1
+    c = min(1.0, max_norm / d)
+    expected = [c * b for b in before]
+    # One more rounding of g·c per element, and η/2 when it lands below the normal range.
+    allowed = [b.abs() * c * ((1 + rho_c) * (1 + u) - 1) + eta / 2 for b in before]
+    worst = 0.0
+    for j, (a, e, al) in enumerate(zip(after, expected, allowed)):
+        worst = max(worst, assert_within("G2", f"clipped gradient {j} vs c·g (c = {c:.6g})", a, e, al, context=ctx,
+                                         why="one scalar c for all gradients: relative error of c from the norm's "
+                                             "bound, then one rounding per element"))
+    N_after = exact_norm(after)
+    # c N <= max_norm exactly (c = max_norm/(N + 1e-6) < max_norm/N, or c = 1 iff N <= max_norm - 1e-6).
+    bound = (max_norm * (1 + rho_c) * (1 + u) + math.sqrt(numel) * eta / 2) * (1 + gamma(numel + 2, torch.float64))
+    tight = assert_bound("G2", "total norm after clipping", N_after, bound, context=ctx,
+                         why="c N <= max_norm, plus c's relative error, one rounding per element and underflow")
+    flat_b, flat_a = torch.cat([b.reshape(-1) for b in before]), torch.cat([a.reshape(-1) for a in after])
+    cos = 1.0
+    if N > 0 and N_after > 0:
+        _, e1 = math.frexp(N)
+        _, e2 = math.frexp(N_after)
+        cos = float((flat_b * 2.0 ** -e1) @ (flat_a * 2.0 ** -e2)) / (
+            (N * 2.0 ** -e1) * (N_after * 2.0 ** -e2))
+    return {"norm_after_over_max_norm": tight, "worst_error_over_allowed": worst,
+            "max_one_minus_cosine": 1.0 - cos, "clipped": float(c < 1.0),
+            "shrunk_although_within_max_norm": float(N <= max_norm and c < 1.0)}

@@ -1,0 +1,177 @@
+"""G4 — the recurrence is sequential.
+
+Note: "Gating does not solve the parallelism problem. LSTMs are still sequential — the
+recurrence must be unrolled in time order for both forward and backward passes."
+CLAIMS.md G4: h_t depends on x_s for every s <= t and on no s > t. When the gates do not
+depend on h (a linear recurrence c_t = a_t ⊙ c_{t-1} + b_t), an associative parallel scan
+gives the same c_t as the loop in O(log T) depth; with the standard h-dependent gates, no
+such scan applies.
+
+Checked through the cell under test:
+
+1. Causality: one forward of the cell over T steps, with the batch repeated T times and
+   copy t given a cotangent on h_t only; autograd gives ∂(v·h_t)/∂x_s for every (t, s) at
+   once. For s > t it must be exactly 0. For s <= t it must equal the closed form along the
+   cell's trajectory within carried rounding bounds, and it must be nonzero wherever the
+   closed form exceeds that bound (dependence resolved above rounding). In a left-to-right
+   loop the s > t zeros are structural — x_s is read after h_t exists — so what they test
+   is that the cell adds no path of its own (state kept between calls, a batch statistic).
+2. The scan, gates free of h (W_hh = 0): the cell's own loop c_1..c_T against
+   reference.linear_scan.linear_recurrence_scan run on the coefficients the cell computes,
+   a_t = ∂c_t/∂c_{t-1} = f_t (its autograd) and b_t = c_t at c_{t-1} = 0 (= i_t ⊙ g_t), for
+   T up to 10^4, in the dtype under test. Allowed difference: the distance of each to the
+   exact recurrence of the exact gates — the loop's by the one-step forward bound carried
+   through |f| (e_t = f_t e_{t-1} + forward_error_t), the scan's by γ_3t S_t (S the
+   recurrence on |a|, |b|, |c_0|; see tests/meta/test_linear_scan.py) plus the errors of
+   its coefficients carried the same way.
+3. Why no scan applies with h-dependent gates: a scan needs c_t = a_t ⊙ c_{t-1} + b_t with
+   (a_t, b_t) known before c_{t-1} is. With W_hh = 0 the cell's dc_t/dc_{t-1} is the same
+   matrix at every c_{t-1} (bit for bit); with W_hh != 0 (h_{t-1} = o_{t-1} ⊙ tanh c_{t-1})
+   it is diag(f_t) + K_t M_{t-1}, which changes with c_{t-1} — the step map is not affine in
+   c with fixed coefficients, so its compositions have no fixed-size form to combine in a
+   tree. (This rules out *this* scan, not every parallel-in-time method: Newton-type
+   iterations that linearise around a guess and scan the linearisation exist; the suite
+   does not test them.)
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from claims import through_cell
+from claims.l2_decomposition import jacobian_tolerance
+from claims.registry import Claim, register
+from claims.through_unrolled_cell import checked_gradients, run
+from claims.tolerances import forward_error, gamma, unit_roundoff, vjp_tolerance
+from claims.violation import ClaimViolation, assert_within, where
+from reference.cell_state_jacobians import cell_state_jacobian
+from reference.linear_scan import default_block, linear_recurrence_loop, linear_recurrence_scan
+from reference.lstm_step import preactivations
+
+CLAIM = register(Claim(
+    id="G4",
+    title="the recurrence is sequential",
+    statement="LSTMs are still sequential: the recurrence must be unrolled in time order. h_t depends on x_s "
+              "for s <= t only; an associative scan applies when the gates do not read h, not otherwise.",
+    condition="always: causality for every LSTM; the affine scan exactly when the gates do not read h (W_hh = 0), "
+              "which is the claim's own case split",
+    quantity="∂h_t/∂x_s of the unrolled cell (exact zeros for s > t, closed form for s <= t); |scan - cell loop| "
+             "for T up to 10^4 against derived bounds; dc_t/dc_(t-1) of the cell at two states",
+))
+
+
+def check_causality(cut, seq, device, dtype) -> dict:
+    __tracebackhide__ = True
+    T, B, n = seq.steps, seq.batch, seq.hidden_size
+    rep = seq.replicated(T)  # row b·T + (t - 1): example b, cotangent on h_t
+    inject = {}
+    for t in range(1, T + 1):
+        v = torch.zeros(B, T, n, dtype=torch.float64)
+        v[:, t - 1] = 1.0  # v·h_t = Σ_k h_t,k
+        inject[t] = (v.reshape(B * T, n), torch.zeros(B * T, n, dtype=torch.float64))
+    ctx = f"{where(device, dtype)}, T={T} B={B} m={seq.input_size} n={n}"
+    got, ref, allowed = checked_gradients("G4", cut, rep, inject, device, dtype, context=ctx, compare=("xs",))
+    gx = got.grads.xs.reshape(T, B, T, -1)  # [s-1, b, t-1, :] = ∂(Σ h_t)/∂x_s of example b
+    rx, ax = ref.xs.reshape(T, B, T, -1), allowed.xs.reshape(T, B, T, -1)
+    min_ratio, unresolved = float("inf"), 0
+    for t in range(1, T + 1):
+        future = gx[t:, :, t - 1]
+        if bool((future != 0).any()):
+            s = t + 1 + int((future != 0).any(-1).any(-1).nonzero()[0])
+            raise ClaimViolation("G4", f"{ctx}: h_{t} depends on x_{s} (∂(Σ h_{t})/∂x_{s} = "
+                                       f"{float(future.abs().max()):.3g}, must be exactly 0: x_{s} is read after h_{t})")
+        for s in range(1, t + 1):
+            r, a, g = rx[s - 1, :, t - 1], ax[s - 1, :, t - 1], gx[s - 1, :, t - 1]
+            ratio = (r.abs() / a.clamp_min(torch.finfo(torch.float64).tiny)).amax(-1)  # (B,)
+            min_ratio = min(min_ratio, float(ratio.min()))
+            resolved = ratio > 1
+            unresolved += int((~resolved).sum())
+            if bool((resolved & (g == 0).all(-1)).any()):
+                raise ClaimViolation("G4", f"{ctx}: ∂h_{t}/∂x_{s} is 0 in the cell although the closed form exceeds "
+                                           f"its rounding bound: h_{t} does not depend on x_{s}")
+    return {"min_dependence_over_allowed": min_ratio, "unresolved_pairs": float(unresolved)}
+
+
+def cell_coefficients(cut, seq, device, dtype):
+    """(a_t, b_t), each (T, B, n) float64: the cell's f_t (its dc_t/dc_{t-1} at h fixed) and c_t at c_{t-1} = 0.
+
+    One call of the cell on all T·B rows at once (W_hh = 0: the gates do not read h).
+    """
+    T, B, n = seq.steps, seq.batch, seq.hidden_size
+    cell = cut.with_params(seq.params, device, dtype)
+    x = seq.xs.reshape(T * B, -1).to(device=device, dtype=dtype)
+    h = torch.zeros(T * B, n, device=device, dtype=dtype)
+    c = torch.zeros(T * B, n, device=device, dtype=dtype, requires_grad=True)
+    _, c_next = cut.step(cell, x, h, c)
+    (a,) = torch.autograd.grad(c_next, c, torch.ones_like(c_next))  # diagonal Jacobian (L1): row k = f_k
+    as64 = lambda t: t.detach().to("cpu", torch.float64).reshape(T, B, n)  # noqa: E731
+    return as64(a), as64(c_next)
+
+
+def check_scan(cut, seq, device, dtype, *, block=None) -> dict:
+    """The cell's loop against the scan of the cell's own coefficients (module docstring, item 2)."""
+    __tracebackhide__ = True
+    if bool((seq.params.weight_hh != 0).any()):
+        raise ValueError("check_scan needs gates that do not read h (weight_hh = 0)")
+    T, B, n = seq.steps, seq.batch, seq.hidden_size
+    blk = block or default_block(T, B * n)
+    ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, W_hh = 0, scan block {blk}"
+    loop = run(cut, seq, device, dtype).cs  # (T, B, n): the cell, one step at a time
+    a, b = cell_coefficients(cut, seq, device, dtype)
+    scan = linear_recurrence_scan(a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype),
+                                  seq.c0.to(device=device, dtype=dtype), block=blk).to("cpu", torch.float64)
+    u, tiny = unit_roundoff(dtype), torch.finfo(dtype).tiny
+    x = seq.xs.reshape(T * B, -1)
+    zeros = torch.zeros(T * B, n, dtype=torch.float64)
+    f_exact = preactivations(seq.params, x, zeros).f.reshape(T, B, n)
+    c_prev = torch.cat([seq.c0.unsqueeze(0), loop[:-1]]).reshape(T * B, n)
+    # The loop: |loop_t - c*_t| <= e_t = f_t e_(t-1) + (one step's forward bound at the cell's own c_(t-1)).
+    step_err = forward_error(seq.params, x, zeros, c_prev, dtype).c_next.reshape(T, B, n)
+    grow = 1 + gamma(4 * T, torch.float64)  # these recurrences of non-negative terms, run in float64
+    e_loop = linear_recurrence_loop(f_exact, step_err, torch.zeros_like(seq.c0)) * grow
+    # The scan's inputs: a = f within the kit's VJP bound for d/dc (v_c = 1), b = i g within the forward bound at c = 0.
+    da = vjp_tolerance(seq.params, x, zeros, zeros, zeros, torch.ones_like(zeros), dtype)["c"].reshape(T, B, n)
+    db = forward_error(seq.params, x, zeros, zeros, dtype).c_next.reshape(T, B, n)
+    c_exact_abs = torch.cat([seq.c0.abs().unsqueeze(0), (loop.abs() + e_loop)[:-1]])  # >= |c*_(t-1)|
+    e_inputs = linear_recurrence_loop(f_exact + da, da * c_exact_abs + db, torch.zeros_like(seq.c0)) * grow
+    # The scan's own rounding: γ_3t S_t, S on |a|, |b|, |c0| (tests/meta/test_linear_scan.py), plus an
+    # absolute `tiny` per rounding below the normal range on the <= 3t roundings to c_t (|a| <= 1).
+    t_idx = torch.arange(1, T + 1, dtype=torch.float64).reshape(T, 1, 1)
+    S = linear_recurrence_loop(a.abs(), b.abs(), seq.c0.abs()) * grow
+    e_scan = (3 * t_idx * u / (1 - 3 * t_idx * u)) * S + 3 * t_idx * tiny + e_inputs
+    worst = assert_within("G4", "c_t by the scan vs the cell's loop", scan, loop, e_loop + e_scan, context=ctx,
+                          why="each within its derived distance of the exact recurrence: the loop by the one-step "
+                              "forward bound carried through f, the scan by γ_3t S_t plus its coefficients' errors")
+    diff = (scan - loop).abs()
+    scale = loop.abs().amax().clamp_min(torch.finfo(torch.float64).tiny)
+    return {"scan_max_abs_error": float(diff.max()), "scan_max_rel_error": float(diff.max() / scale),
+            "scan_error_over_allowed": worst, "scan_steps": float(T)}
+
+
+def check_not_affine(cut, problem, device, dtype) -> dict:
+    """dc_t/dc_(t-1) of the cell at c and at c/2 (h = o ⊙ tanh c): equal bit for bit when W_hh = 0, and
+    equal to the closed form at each state otherwise; returns how far apart they are in units of rounding."""
+    __tracebackhide__ = True
+    p = problem
+    ctx = f"{where(device, dtype)}, B={p.batch} n={p.hidden_size}, h_(t-1) = o ⊙ tanh(c_(t-1)), c vs c/2"
+    half = dataclasses.replace(p, c=p.c / 2)  # exact: a power of two
+    free = p.params.map(lambda t: t.clone())
+    free.weight_hh.zero_()
+    J_free = [through_cell.c_jacobian(cut, dataclasses.replace(q, params=free), device, dtype, through_h=True)[0]
+              for q in (p, half)]
+    if not torch.equal(J_free[0], J_free[1]):
+        raise ClaimViolation("G4", f"{ctx}: with W_hh = 0 the cell's dc_t/dc_(t-1) must not depend on c_(t-1) "
+                                   f"(affine map, fixed coefficients), but it changes by "
+                                   f"{float((J_free[0] - J_free[1]).abs().max()):.3g}")
+    J, tol, ref = [], [], []
+    for q in (p, half):
+        J.append(through_cell.c_jacobian(cut, q, device, dtype, through_h=True)[0])
+        tol.append(jacobian_tolerance(q, dtype))
+        ref.append(cell_state_jacobian(q.params, q.x, q.c, q.o_prev).J)
+        assert_within("G4", "dc_t/dc_(t-1) at one of the two states", J[-1], ref[-1], tol[-1], context=ctx,
+                      why="L2's rounding bound of the cell's Jacobian through h = o ⊙ tanh(c)")
+    change = torch.linalg.matrix_norm(ref[0] - ref[1], ord="fro")
+    noise = torch.linalg.matrix_norm(tol[0] + tol[1], ord="fro")
+    ratio = float((change / noise.clamp_min(torch.finfo(torch.float64).tiny)).max())
+    return {"jacobian_change_over_rounding": ratio, "max_jacobian_change": float(change.max())}
