@@ -54,8 +54,9 @@ CLAIM = register(Claim(
     title="the recurrence is sequential",
     statement="LSTMs are still sequential: the recurrence must be unrolled in time order. h_t depends on x_s "
               "for s <= t only; an associative scan applies when the gates do not read h, not otherwise.",
-    condition="always: causality for every LSTM; the affine scan exactly when the gates do not read h (W_hh = 0), "
-              "which is the claim's own case split",
+    condition="always: independence of future inputs for every LSTM, dependence on every past input wherever "
+              "the weights carry it (W_ih = 0 removes it: reported as unresolved pairs); the affine scan exactly when "
+              "the gates do not read h (W_hh = 0), which is the claim's own case split",
     quantity="∂h_t/∂x_s of the unrolled cell (exact zeros for s > t, closed form for s <= t); |scan - cell loop| "
              "for T up to 10^4 against derived bounds; dc_t/dc_(t-1) of the cell at two states",
 ))
@@ -74,7 +75,7 @@ def check_causality(cut, seq, device, dtype) -> dict:
     got, ref, allowed = checked_gradients("G4", cut, rep, inject, device, dtype, context=ctx, compare=("xs",))
     gx = got.grads.xs.reshape(T, B, T, -1)  # [s-1, b, t-1, :] = ∂(Σ h_t)/∂x_s of example b
     rx, ax = ref.xs.reshape(T, B, T, -1), allowed.xs.reshape(T, B, T, -1)
-    min_ratio, unresolved = float("inf"), 0
+    unresolved, pairs = 0, 0
     for t in range(1, T + 1):
         future = gx[t:, :, t - 1]
         if bool((future != 0).any()):
@@ -84,13 +85,15 @@ def check_causality(cut, seq, device, dtype) -> dict:
         for s in range(1, t + 1):
             r, a, g = rx[s - 1, :, t - 1], ax[s - 1, :, t - 1], gx[s - 1, :, t - 1]
             ratio = (r.abs() / a.clamp_min(torch.finfo(torch.float64).tiny)).amax(-1)  # (B,)
-            min_ratio = min(min_ratio, float(ratio.min()))
             resolved = ratio > 1
             unresolved += int((~resolved).sum())
+            pairs += resolved.numel()
             if bool((resolved & (g == 0).all(-1)).any()):
                 raise ClaimViolation("G4", f"{ctx}: ∂h_{t}/∂x_{s} is 0 in the cell although the closed form exceeds "
                                            f"its rounding bound: h_{t} does not depend on x_{s}")
-    return {"min_dependence_over_allowed": min_ratio, "unresolved_pairs": float(unresolved)}
+    # Pairs (t, s <= t) whose dependence the closed form puts above rounding, as a fraction: 1 unless the
+    # draw is degenerate (e.g. W_ih = 0: then h_t truly does not depend on x_s).
+    return {"min_fraction_of_dependences_resolved": 1 - unresolved / pairs}
 
 
 def cell_coefficients(cut, seq, device, dtype):

@@ -47,7 +47,7 @@ def test_G1_search_fixed_point_family(cell_under_test, claim_log, device, dtype,
     target(figures["growth_rate"], label="growth rate of ||dc_T/dc_0|| per step")
     claim_log.example("G1", search_max_growth_rate=figures["growth_rate"],
                       search_max_growth_rate_lower_bound=figures["growth_rate_lower_bound"],
-                      search_exploding_examples=float(figures["growth_rate_lower_bound"] > 1))
+                      search_found_exploding=float(figures["growth_rate_lower_bound"] > 1))
 
 
 # ---- G2: clipping bounds the gradient ---------------------------------------------------------
