@@ -180,6 +180,31 @@ def branch_jacobian_error(p, x, dtype) -> torch.Tensor:
         + (k + 2) * eta
 
 
+def forget_gate_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
+    """Bound on |f computed in `dtype` - σ(a^f)| for inputs exact in `dtype`, (N, n).
+
+    claims.tolerances.forward_error's derivation restricted to the forget gate: a^f is a sum of
+    K = m + n + 2 products, off by γ_K Σ|terms| + 2Kη; σ moves by at most 1/4 of that and rounds
+    within ACTIVATION_ULPS u of its value (plus ACTIVATION_ULPS η near underflow).
+    """
+    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    n = params.hidden_size
+    K = params.input_size + n + 2
+    a_f_mag = _preactivation_magnitude(params, x, h)[:, n:2 * n]
+    a_f = (x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T + params.bias_hh)[:, n:2 * n]
+    return 0.25 * (gamma(K, dtype) * a_f_mag + 2 * K * eta) + ACTIVATION_ULPS * (u * torch.sigmoid(a_f) + eta)
+
+
+def direct_term_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
+    """Bound on |the cell's ∂c_t/∂c_(t-1) (h fixed, = f by L1) - σ(a^f) in float64|: both gates' errors,
+    and the backward's product 1 · f (one rounding of a value <= f + error)."""
+    e = forget_gate_error(params, x, h, dtype)
+    e64 = forget_gate_error(params, x, h, torch.float64)
+    f = torch.sigmoid((x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T
+                       + params.bias_hh)[:, params.hidden_size:2 * params.hidden_size])
+    return e + e64 + unit_roundoff(dtype) * (f + e)
+
+
 def lstm_gate_magnitudes(params: LSTMParams, x, h):
     """Pre-activation magnitudes Σ|terms| per gate (dict of (B, n)), for bounds on gate errors."""
     n = params.hidden_size
@@ -188,4 +213,5 @@ def lstm_gate_magnitudes(params: LSTMParams, x, h):
 
 
 __all__ = ["product_bound", "svd_bound", "frobenius", "lstm_backward_bound", "note_product_bound",
-           "rnn_step_vjp_error", "rnn_backward_bound", "branch_jacobian_error", "lstm_gate_magnitudes"]
+           "rnn_step_vjp_error", "rnn_backward_bound", "branch_jacobian_error", "lstm_gate_magnitudes",
+           "forget_gate_error", "direct_term_error"]

@@ -18,12 +18,30 @@ per-step vectors (T, R, n).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from reference.jacobian_chain import state_transition_jacobians
 from reference.lstm_step import LSTMParams, dtanh, lstm_step_vjp, preactivations
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Run torch ops on one thread, restoring the setting after.
+
+    The long loops here apply hundreds of ops to tensors of a few thousand elements each:
+    a second thread only adds a synchronisation per op, and on a loaded 2-core machine an
+    OpenMP thread waiting for a descheduled peer made such a loop 50x slower (measured:
+    1.2 s against 60 s for L9's table).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+"""L8 — per-coordinate memory over arbitrary spans, computed in log space.
+
+Note: "If the k-th forget gate is near 1 at every step (f_t,k ≈ 1), then Π_t f_t,k ≈ 1 — the
+gradient through coordinate k is preserved over arbitrary time spans." Precisely (CLAIMS.md
+L8): if f_t,k >= 1 - δ for all t then
+
+    (Π_t f_t)_k >= (1 - δ)^T >= 1 - Tδ          (Bernoulli; proved in SymPy for symbolic T)
+
+"Arbitrary time spans" means the products are computed where they cannot underflow: in log
+space, log Π_t f_t,k = Σ_t log f_t,k. Checked for T up to 10^5:
+
+- through the cell under test: its forget gates f̂ (its ∂c_t/∂c_{t-1} with h fixed, L1) at
+  every step, one batched backward pass for all T steps; Σ log f̂ against the float64
+  reference Σ logsigmoid(a^f) (reference.jacobian_chain.log_forget_products), within a bound
+  derived from the cell's gate error; finite for every T (no underflow, and a product of
+  numbers in (0, 1] cannot overflow);
+- exp(Σ logsigmoid) against the direct float64 product Π f wherever that product is a
+  normal number (then every partial product is too, since f <= 1), within the rounding of
+  both; where it is not, the direct product has underflowed and only the log is meaningful
+  (counted, with the float32 direct product's underflows);
+- the memory bound Σ log f >= T log(1 - δ) >= log(1 - Tδ) (δ = 1 - min_t f_t,k), on the
+  cell's gates and on the reference's.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from claims.registry import Claim, register
+from claims.long_range_tolerances import direct_term_error
+from claims.tolerances import ACTIVATION_ULPS, gamma
+from claims.unrolled_cell import forget_gates
+from claims.violation import ClaimViolation, assert_bound, assert_within, where
+from reference import symbolic_long_range
+from reference.jacobian_chain import log_forget_products
+from reference.lstm_step import preactivations
+
+CLAIM = register(Claim(
+    id="L8",
+    title="per-coordinate memory Π f over arbitrary spans (log space)",
+    statement="If the k-th forget gate is near 1 at every step, then Π_t f_t,k ≈ 1: the gradient through "
+              "coordinate k is preserved over arbitrary time spans.",
+    condition="f_t,k >= 1 - δ for every t (then Π f >= (1-δ)^T >= 1 - Tδ); products computed in log space",
+    quantity="Σ_t log f_t,k of the cell's gates vs the float64 logsigmoid sum, finite for T up to 10^5; "
+             "exp(Σ log f) vs the direct float64 product where representable; Σ log f >= T log(1-δ) >= log(1-Tδ)",
+))
+
+U64 = 2.0 ** -53
+NORMAL_MIN_LOG = math.log(2.0 ** -1022)  # below this a float64 product is subnormal or 0
+
+
+def check(cut, seq, device, dtype) -> dict:
+    __tracebackhide__ = True
+    p = seq.params
+    T, B, n = seq.steps, seq.batch, seq.hidden_size
+    ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, forget shift {seq.drawn.get('forget_shift')}"
+    x, h = seq.xs.flatten(0, 1), seq.hs.flatten(0, 1)
+    f_cell = forget_gates(cut, p, x, h, device, dtype)
+    a_f = preactivations(p, x, h).a_f
+    f_ref = torch.sigmoid(a_f)
+    # The cell's f is its dc_t/dc_(t-1) with h fixed (L1): the forget gate's forward error bound.
+    tol_f = direct_term_error(p, x, h, dtype)
+    assert_within("L8", "the cell's forget gates (∂c_t/∂c_(t-1) with h fixed) vs σ(a^f)", f_cell, f_ref, tol_f,
+                  context=ctx, why="rounding bound of the f gate in the cell's dtype and in float64 "
+                                   "(claims/long_range_tolerances.py: direct_term_error)")
+    f_cell, f_ref, tol_f, a_f = (t.view(T, B, n) for t in (f_cell, f_ref, tol_f, a_f))
+
+    # Log space. Reference: Σ logsigmoid(a^f) in float64; logsigmoid within ACTIVATION_ULPS u of
+    # |log f| (plus the smallest normal, for a^f so large that log f underflows), summed: γ_T.
+    log_ref = log_forget_products(a_f)  # (B, n)
+    abs_log = -torch.nn.functional.logsigmoid(a_f)
+    err_ref = (ACTIVATION_ULPS * U64 + gamma(T, torch.float64)) * abs_log.sum(0) + T * 2.0 ** -1022
+    if not torch.isfinite(log_ref).all():
+        raise ClaimViolation("L8", f"{ctx}: the log-space product Σ logsigmoid(a^f) is not finite "
+                                   f"(min {log_ref.min().item():.6g}): log space must not underflow")
+    # The cell's gates: |log f̂ - log f| <= |f̂ - f| / min(f̂, f) <= tol_f / (f - tol_f) where f > tol_f;
+    # log of a float64 number within 1 ulp, summed in float64: (1 + γ_T) Σ |log f̂|.
+    usable = (f_ref > 2 * tol_f).all(0)  # coordinates whose gates all exceed their rounding error
+    with torch.no_grad():
+        log_cell = torch.log(f_cell).sum(0)
+        err_log_f = (tol_f / (f_ref - tol_f).clamp_min(torch.finfo(torch.float64).tiny)).sum(0)
+        err_cell = err_log_f + (U64 + gamma(T, torch.float64)) * (-torch.log(f_cell)).sum(0) + err_ref
+    if usable.any():
+        assert_within("L8", "Σ_t log f̂_t of the cell vs Σ_t logsigmoid(a^f_t)", log_cell[usable], log_ref[usable],
+                      err_cell[usable], context=ctx,
+                      why="Σ_t tol_f / (f - tol_f) for the cell's gates, plus γ_T of both sums and logsigmoid's ulps")
+        if not torch.isfinite(log_cell[usable]).all():
+            raise ClaimViolation("L8", f"{ctx}: Σ log f̂ of the cell is not finite although every gate is positive")
+
+    # Direct float64 products, where they are normal numbers (then no partial product underflowed).
+    direct = torch.prod(f_ref, dim=0)
+    representable = log_ref - err_ref > NORMAL_MIN_LOG
+    if representable.any():
+        # Π f: T - 1 multiplications of gates each within ACTIVATION_ULPS u: γ_((ACT + 1) T) relative.
+        # exp(Σ): e^(err_ref) - 1 relative from the sum, plus exp's own ulps.
+        rel = gamma((ACTIVATION_ULPS + 1) * T, torch.float64) + math.expm1(err_ref[representable].max().item()) \
+            + ACTIVATION_ULPS * U64
+        assert_within("L8", "exp(Σ log f) vs the direct float64 product Π f", torch.exp(log_ref[representable]),
+                      direct[representable], rel * direct[representable] * (1 + rel), context=ctx,
+                      why="γ_((ACT+1)T) of the direct product, e^(log-sum error) - 1 and exp's rounding")
+    # The naive float32 product: below the smallest normal it is wrong (gates > 1/2 leave it stuck at
+    # the smallest subnormal 2^-149, since 2^-149 f rounds back to 2^-149; smaller gates flush it to 0).
+    direct32 = torch.prod(f_cell.to(torch.float32), dim=0).to(torch.float64)
+
+    # The memory bound on the reference's and on the cell's gates.
+    worst_slack = 0.0
+    for name, logs, f, err in (("reference", log_ref, f_ref, err_ref), ("cell", log_cell, f_cell, err_cell)):
+        delta = 1 - f.amin(0)  # exact for f >= 1/2 (Sterbenz); else one rounding, u
+        mem = T * torch.log1p(-delta.clamp(max=1.0))  # log (1 - δ)^T
+        mem_err = (ACTIVATION_ULPS + 2) * U64 * mem.abs() + T * U64
+        ok = torch.isfinite(mem) & torch.isfinite(logs)
+        for idx in ok.nonzero().tolist():
+            i = tuple(idx)
+            worst_slack = max(worst_slack, assert_bound(
+                "L8", f"-Σ log f ({name}, coordinate {i})", -logs[i].item(),
+                -mem[i].item() + err[i].item() + mem_err[i].item(), context=ctx,
+                why="f_t >= 1 - δ at every step gives Σ log f >= T log(1 - δ), plus rounding of both"))
+            td = T * delta[i].item()
+            if td < 1:  # Bernoulli: T log(1 - δ) >= log(1 - Tδ)
+                assert_bound("L8", f"-T log(1-δ) ({name}, coordinate {i})", -mem[i].item(),
+                             -math.log1p(-td) * (1 + 4 * U64 * T) + mem_err[i].item(), context=ctx,
+                             why="(1-δ)^T >= 1 - Tδ (Bernoulli), plus rounding of T δ and log1p")
+    return {"steps": T, "min_log_product": log_ref.min().item(), "max_log_product": log_ref.max().item(),
+            "direct_float64_underflows": int((~representable).sum()),
+            "direct_float32_not_normal": int((direct32 < torch.finfo(torch.float32).tiny).sum()),
+            "direct_float32_stuck_at_smallest_subnormal": int((direct32 == 2.0 ** -149).sum()),
+            "log_space_finite": int(torch.isfinite(log_ref).sum()),
+            "max_memory_bound_tightness": worst_slack}
+
+
+def proofs() -> list[dict]:
+    return [symbolic_long_range.prove_log_space_products()]

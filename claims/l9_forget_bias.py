@@ -1,0 +1,298 @@
+"""L9 — forget-bias initialisation.
+
+Note: "This is what initialization tricks like b_f = 1 are for: they bias the gates toward the
+identity-like regime so that gradients flow at the start of training." Three parts (CLAIMS.md L9):
+
+1. A theorem: with h_{t-1} and x_t fixed, f_t = σ(a^f + b_f) increases strictly with b_f
+   (σ' > 0; and d/db log Π σ(a_t + b) = Σ σ(-(a_t + b)) > 0, both proved in SymPy). Along a
+   whole sequence it stays a theorem when W_hh = 0 (no h feedback): then dc_T/dc_0 =
+   diag(Π_t f_t) exactly and its norm grows with b_f. Checked through the cell under test.
+2. In general (W_hh != 0) the h feedback can break monotonicity: a larger b_f changes c, h
+   and through W_hf the later forget pre-activations. Checked, not assumed: the float64
+   reference is unrolled at b_f and b_f + Δ and a decrease of some f_t,k beyond the derived
+   rounding bounds of both runs (forward drift included) is recorded as a finding.
+3. What b_f = 1 buys at torch's default initialisation: a table of ||dc_T/dc_0|| (the true
+   total derivative) for b_f in {0, 1, 2, 3, 5} and the chrono initialisation, T in
+   {10, 50, 200, 1000}, over seeds. Where b_f = 1 leaves ||dc_T/dc_0|| below float32's unit
+   roundoff 2^-24 (an O(1) gradient summed with it in float32 loses it entirely) for a span
+   in the table, the note's "gradients flow" is refuted for that span.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+from claims.long_range_tolerances import U64, direct_term_error, frobenius, lstm_backward_bound
+from claims.registry import Claim, register
+from claims.tolerances import ACTIVATION_ULPS, forward_error, gamma
+from claims.unrolled_cell import forget_gates, trajectory, unrolled_c_jacobian
+from claims.violation import ClaimViolation, assert_within, where
+from reference import symbolic_long_range
+from reference.cell_state_jacobians import spectral_norm
+from reference.forget_bias import chrono_forget_bias, default_lstm_params, jacobian_norm_table, with_forget_bias
+from reference.jacobian_chain import full_state_jacobian, state_transition_jacobians, unroll
+from reference.long_range import single_threaded, state_jacobians_along, step_inputs, true_backward
+from reference.lstm_step import LSTMParams, preactivations
+from strategies.long_range_sequences import float32_exact
+
+CLAIM = register(Claim(
+    id="L9",
+    title="forget-bias initialisation (b_f = 1) lets gradients flow",
+    statement="Initialization tricks like b_f = 1 bias the gates toward the identity-like regime so that "
+              "gradients flow at the start of training.",
+    condition="monotonicity in b_f: a theorem with h fixed, and along a sequence when W_hh = 0; 'flow' at torch's "
+              "default initialisation only for spans where ||dc_T/dc_0|| stays away from 0 (see the table)",
+    quantity="the cell's f_t and ||dc_T/dc_0|| at b_f and b_f + Δ (W_hh = 0); decreases of f_t,k in general "
+             "(float64, beyond derived bounds); the table of ||dc_T/dc_0|| for b_f in {0,1,2,3,5} and chrono, "
+             "T in {10, 50, 200, 1000}",
+))
+
+# Below float32's unit roundoff relative to an O(1) gradient, a contribution is lost when the
+# two are summed in float32: "vanished" for training purposes.
+VANISHED = 2.0 ** -24
+FLOWS = 0.1  # ||dc_T/dc_0|| >= 0.1: the gradient through c_0 is within an order of magnitude of O(1)
+
+
+def shifted(params: LSTMParams, delta: float) -> LSTMParams:
+    """The forget bias (bias_ih's f block) raised by delta > 0, rounded to float32 (still an exact input).
+
+    The rounded sum is >= the old bias (it is a float32 number and b + delta > b), so the shift
+    is positive whenever delta is at least half an ulp of the bias (always, for the draws used).
+    """
+    n = params.hidden_size
+    b = params.bias_ih.clone()
+    b[n:2 * n] = float32_exact(b[n:2 * n] + delta)
+    return LSTMParams(params.weight_ih, params.weight_hh, b, params.bias_hh)
+
+
+# --- 1. the theorem (W_hh = 0), through the cell ---------------------------------------------
+
+def check_without_feedback(cut, problem, delta: float, device, dtype) -> dict:
+    """W_hh = 0: the cell's f_t and ||dc_T/dc_0|| do not decrease when b_f grows (beyond rounding)."""
+    __tracebackhide__ = True
+    p = problem
+    if (p.params.weight_hh != 0).any():
+        raise ValueError("check_without_feedback needs W_hh = 0 (sequence_problems(recurrent=False))")
+    T, B, n = p.steps, p.batch, p.hidden_size
+    ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, W_hh = 0, b_f -> b_f + {delta:g}"
+    x = p.xs.flatten(0, 1)
+    h = torch.zeros(T * B, n, dtype=torch.float64)  # irrelevant: W_hh = 0
+    p1 = shifted(p.params, delta)
+    f0, f1 = (forget_gates(cut, q, x, h, device, dtype) for q in (p.params, p1))
+    tol0, tol1 = (direct_term_error(q, x, h, dtype) for q in (p.params, p1))
+    drop = f0 - f1
+    if (drop > tol0 + tol1).any():
+        i = divmod(int((drop - tol0 - tol1).argmax()), n)
+        raise ClaimViolation("L9", f"{ctx}: the cell's forget gate decreased when b_f grew: f = {f0[i].item():.10g} "
+                                   f"-> {f1[i].item():.10g} (allowed drop from rounding {(tol0 + tol1)[i].item():.3g}); "
+                                   f"σ is strictly increasing")
+    norms, tols = [], []
+    for q in (p.params, p1):
+        run = unrolled_c_jacobian(cut, q, p.xs, p.h0, p.c0, device, dtype)
+        inp = step_inputs(q, run.xs, run.hs, run.cs)
+        S = state_jacobians_along(q, inp)
+        ref = true_backward(q, inp, run.seeds)
+        tol = lstm_backward_bound(q, inp, S, ref.v_h, ref.v_c, dtype).view(B, n, n)
+        assert_within("L9", "the cell's dc_T/dc_0 (W_hh = 0) vs the closed form", run.J, ref.rows.view(B, n, n), tol,
+                      context=ctx, why="rounding bound of the cell's backward through T steps (as L6)")
+        norms.append(spectral_norm(run.J))
+        tols.append(frobenius(tol))
+    # ||A|| is 1-Lipschitz in A and ||ΔA||_2 <= ||ΔA||_F: the cell's norms are within tols of the exact ones.
+    if (norms[0] - norms[1] > tols[0] + tols[1]).any():
+        b = int((norms[0] - norms[1] - tols[0] - tols[1]).argmax())
+        raise ClaimViolation("L9", f"{ctx}, example {b}: ||dc_T/dc_0|| decreased from {norms[0][b].item():.10g} to "
+                                   f"{norms[1][b].item():.10g} when b_f grew (W_hh = 0: it is max_k Π_t σ(a_t,k + b_f))")
+    ratio = (norms[1] / norms[0].clamp_min(1e-300)).min().item()
+    return {"min_norm_ratio_when_b_f_grows": ratio, "min_gate_increase": (f1 - f0).min().item()}
+
+
+# --- 2. with feedback: checked, not assumed ------------------------------------------------
+
+def drift_bound(params: LSTMParams, xs, run, dtype=torch.float64):
+    """Bound on |computed (h_t, c_t) - exact| along a float64 unroll, t = 0..T-1 (first order).
+
+    (Δh_t, Δc_t) <= |S_t| (Δh_(t-1), Δc_(t-1)) + the one-step forward error at the computed
+    state (claims.tolerances.forward_error), starting from exact h_0, c_0.
+    """
+    T, B, n = run.c.shape
+    S = state_transition_jacobians(params, xs, run.h0, run.c0, dtype=dtype).abs()
+    dh, dc = torch.zeros(B, n, dtype=torch.float64), torch.zeros(B, n, dtype=torch.float64)
+    out_h = [dh]
+    h_prev, c_prev = run.h_prev, run.c_prev
+    for t in range(T - 1):
+        fe = forward_error(params, xs[t], h_prev[t], c_prev[t], torch.float64)
+        prop = (S[t] @ torch.cat([dh, dc], 1).unsqueeze(2)).squeeze(2)
+        dh, dc = prop[:, :n] + fe.h_next, prop[:, n:] + fe.c_next
+        out_h.append(dh)
+    return torch.stack(out_h)  # (T, B, n): the drift of h_(t-1) at step t
+
+
+def gate_error_along(params: LSTMParams, xs, run) -> torch.Tensor:
+    """Bound on |float64 f_t of the unroll - exact f_t|, (T, B, n): rounding of a^f and σ, and h's drift."""
+    T, B, n = run.c.shape
+    drift_h = drift_bound(params, xs, run)
+    K = params.input_size + n + 2
+    W_f = params.hh_block("f").abs()
+    A = (xs.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + run.h_prev.abs() @ params.weight_hh.abs().T
+         + params.bias_hh.abs())[..., n:2 * n]
+    f = torch.sigmoid(run.a_f)
+    return 0.25 * (gamma(K, torch.float64) * A + drift_h @ W_f.T) + ACTIVATION_ULPS * U64 * f
+
+
+def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
+    """General W_hh: look for forget gates that *decrease* when b_f grows, beyond every rounding bound."""
+    __tracebackhide__ = True
+    p = problem
+    T, B, n = p.steps, p.batch, p.hidden_size
+    ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, b_f -> b_f + {delta:g}"
+    p1 = shifted(p.params, delta)
+    # The cell's gates along its own trajectories are σ(a^f) there (within their rounding bound).
+    cell_f = []
+    for q in (p.params, p1):
+        hs, _ = trajectory(cut, q, p.xs, p.h0, p.c0, device, dtype)
+        x, h = p.xs.flatten(0, 1), hs[:-1].flatten(0, 1)
+        f_cell = forget_gates(cut, q, x, h, device, dtype)
+        assert_within("L9", "the cell's forget gates along its trajectory vs σ(a^f)", f_cell,
+                      torch.sigmoid(preactivations(q, x, h).a_f), direct_term_error(q, x, h, dtype), context=ctx,
+                      why="rounding bound of the f gate in the cell's dtype and in float64")
+        cell_f.append(f_cell.view(T, B, n))
+    # The network itself (float64 unroll with its derived error bounds).
+    runs = [unroll(q, p.xs, p.h0, p.c0) for q in (p.params, p1)]
+    f0, f1 = (torch.sigmoid(r.a_f) for r in runs)
+    e0, e1 = (gate_error_along(q, p.xs, r) for q, r in zip((p.params, p1), runs))
+    excess = (f0 - f1) - (e0 + e1)
+    # |log f - log f̃| <= e / (f - e); the float64 logs and sums: γ_T Σ |log f| each (U64 per log folded in).
+    tiny = torch.finfo(torch.float64).tiny
+    log_err = sum((e / (f - e).clamp_min(tiny)).sum(0) + gamma(T + 1, torch.float64) * (-torch.log(f)).sum(0)
+                  for f, e in ((f0, e0), (f1, e1)))
+    log_drop = (torch.log(f0).sum(0) - torch.log(f1).sum(0)) - log_err
+    figures = {"max_gate_drop": (f0 - f1).max().item(), "max_log_product_drop": log_drop.max().item(),
+               "cell_max_gate_drop": (cell_f[0] - cell_f[1]).max().item()}
+    if (excess > 0).any():
+        t, b, k = (int(i) for i in (excess == excess.max()).nonzero()[0])
+        figures["decrease"] = {
+            "step": t + 1, "example": b, "unit": k, "delta_b_f": delta, "f_before": f0[t, b, k].item(),
+            "f_after": f1[t, b, k].item(), "rounding_bound": (e0 + e1)[t, b, k].item(),
+            "log_prod_f_drops": bool((log_drop[b] > 0).any()),
+            "cell_shows_it": bool(cell_f[0][t, b, k] > cell_f[1][t, b, k]),
+            "norm_dcT_dc0_before_after": [spectral_norm(full_state_jacobian(q, p.xs, p.h0, p.c0))[b].item()
+                                          for q in (p.params, p1)],
+            "problem": {**p.as_json(), "h0": p.h0[b].tolist(), "c0": p.c0[b].tolist()}}
+    return figures
+
+
+def feedback_construction(delta_steps: int = 3) -> "SequenceProblem":
+    """An LSTM (n = m = 1) whose second forget gate *decreases* when b_f grows, by construction.
+
+    With W_hf = -4 and all other weights 0; b_i = 4, b_g = -2 (so i g ≈ -0.947), b_o = 4, b_f = 0;
+    h_0 = 0, c_0 = 2: c_1 = 2 f_1 - 0.947 ≈ 0.05 sits where tanh' ≈ 1, and
+        ∂a^f_2/∂b_f = 1 + W_hf o_1 tanh'(c_1) c_0 σ'(a^f_1) ≈ 1 - 4 · 0.98 · 1 · 2 · 1/4 ≈ -0.96 < 0:
+    raising b_f raises c_1 and h_1, and W_hf h_1 lowers a^f_2 by more than b_f raised it.
+    Every value is a small integer: exact in float32.
+    """
+    from strategies.long_range_sequences import SequenceProblem
+    z = torch.zeros
+    w_hh = z(4, 1, dtype=torch.float64)
+    w_hh[1, 0] = -4.0
+    params = LSTMParams(weight_ih=z(4, 1, dtype=torch.float64), weight_hh=w_hh,
+                        bias_ih=torch.tensor([4.0, 0.0, -2.0, 4.0], dtype=torch.float64),
+                        bias_hh=z(4, dtype=torch.float64))
+    return SequenceProblem(params, z(delta_steps, 1, 1, dtype=torch.float64), z(1, 1, dtype=torch.float64),
+                           torch.full((1, 1), 2.0, dtype=torch.float64), {"construction": "L9 feedback: W_hf = -4"})
+
+
+# --- 3. the table at torch's default initialisation ----------------------------------------
+
+TABLE_SIZES = {"hidden_size": 32, "input_size": 32, "seeds": tuple(range(8)), "steps": (10, 50, 200, 1000),
+               "b_f": (0.0, 1.0, 2.0, 3.0, 5.0), "chrono_T_max": 1000}
+
+
+def table_problem(config: str, seed: int) -> LSTMParams:
+    """The parameters of one table cell: torch.nn.LSTMCell(32, 32)'s init under manual_seed(seed), bias set."""
+    n, m = TABLE_SIZES["hidden_size"], TABLE_SIZES["input_size"]
+    p = default_lstm_params(n, m, seed)
+    if config == "chrono":
+        b_f = chrono_forget_bias(n, TABLE_SIZES["chrono_T_max"], seed)
+        return with_forget_bias(p, b_f, -b_f)
+    return with_forget_bias(p, float(config.split("=")[1]))
+
+
+def table_inputs(seed: int, T: int) -> torch.Tensor:
+    """x_t ~ N(0, 1), (T, 1, m), from torch.Generator().manual_seed(1000 + seed)."""
+    gen = torch.Generator().manual_seed(1000 + seed)
+    return torch.randn(T, 1, TABLE_SIZES["input_size"], generator=gen, dtype=torch.float64)
+
+
+@lru_cache(maxsize=1)
+def forget_bias_table() -> dict:
+    """||dc_T/dc_0|| per (b_f configuration, T) over the seeds: median, min, max, and the note's diag(Π f)."""
+    sz = TABLE_SIZES
+    configs = [f"b_f={b:g}" for b in sz["b_f"]] + ["chrono"]
+    seeds, steps = sz["seeds"], sz["steps"]
+    plist = [table_problem(cfg, s) for cfg in configs for s in seeds]
+    xs = torch.cat([table_inputs(s, max(steps)) for _ in configs for s in seeds], dim=1)
+    with single_threaded():
+        tab = jacobian_norm_table(plist, xs, steps)
+    rows = {}
+    for k, cfg in enumerate(configs):
+        blk = tab.log10_norm[k * len(seeds):(k + 1) * len(seeds)]
+        diag = tab.log10_diag[k * len(seeds):(k + 1) * len(seeds)]
+        b = None if cfg == "chrono" else float(cfg.split("=")[1])
+        cells = {}
+        for j, T in enumerate(tab.steps):
+            med = blk[:, j].quantile(0.5).item()
+            cells[str(T)] = {"median": 10 ** med, "min": 10 ** blk[:, j].min().item(), "max": 10 ** blk[:, j].max().item(),
+                             "log10_median": med, "log10_spread": blk[:, j].max().item() - blk[:, j].min().item(),
+                             "diag_prod_f_median": 10 ** diag[:, j].quantile(0.5).item(),
+                             "sigmoid_b_f_pow_T": (1 / (1 + math.exp(-b))) ** T if b is not None else None}
+        flows = [T for T in tab.steps if cells[str(T)]["median"] >= FLOWS]
+        gone = [T for T in tab.steps if cells[str(T)]["median"] < VANISHED]
+        rows[cfg] = {"per_T": cells, "flows_up_to_T": max(flows) if flows else None,
+                     "vanished_from_T": min(gone) if gone else None}
+    meta = {"what": "||dc_T/dc_0||_2, the true total derivative (h_0, inputs fixed), torch.nn.LSTMCell default init",
+            "sizes": f"n = m = {sz['hidden_size']}, batch 1 per seed, h_0 = c_0 = 0",
+            "inputs": "x_t ~ N(0, 1) iid, torch.Generator().manual_seed(1000 + seed)",
+            "seeds": f"torch.manual_seed(seed) before torch.nn.LSTMCell(32, 32), seed in {list(seeds)}; "
+                     "median, min and max over the seeds",
+            "bias": "b_f is what the gate sees: bias_ih[f] = b_f, bias_hh[f] = 0 (torch adds the two)",
+            "chrono": f"b_f = log U(1, {sz['chrono_T_max'] - 1}) per unit, b_i = -b_f (Tallec & Ollivier 2018)",
+            "flows": f"median >= {FLOWS}", "vanished": f"median < 2^-24 = {VANISHED:.3g} (float32 unit roundoff)"}
+    return {"meta": meta, "rows": rows}
+
+
+def b_f_one_counterexample(table: dict) -> dict | None:
+    """The shortest span in the table at which b_f = 1 leaves ||dc_T/dc_0|| below 2^-24 (median over seeds)."""
+    row = table["rows"]["b_f=1"]
+    T = row["vanished_from_T"]
+    if T is None:
+        return None
+    cell = row["per_T"][str(T)]
+    return {"b_f": 1.0, "T": T, "median_norm_dcT_dc0": cell["median"], "min_over_seeds": cell["min"],
+            "max_over_seeds": cell["max"], "threshold": VANISHED, "flows_up_to_T": row["flows_up_to_T"],
+            "setup": table["meta"], "comparison": {cfg: table["rows"][cfg]["per_T"][str(T)]["median"]
+                                                   for cfg in table["rows"]}}
+
+
+def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0, steps: int = 10) -> dict:
+    """One table entry through the cell under test: its unrolled autograd dc_T/dc_0 against the closed form."""
+    __tracebackhide__ = True
+    p = table_problem(config, seed)
+    p = p.map(float32_exact)  # exact inputs for a float32 cell (the entry changes by ~1e-7 relatively)
+    xs = float32_exact(table_inputs(seed, steps))
+    n = p.hidden_size
+    zeros = torch.zeros(1, n, dtype=torch.float64)
+    run = unrolled_c_jacobian(cut, p, xs, zeros, zeros, device, dtype)
+    inp = step_inputs(p, run.xs, run.hs, run.cs)
+    S = state_jacobians_along(p, inp)
+    ref = true_backward(p, inp, run.seeds)
+    tol = lstm_backward_bound(p, inp, S, ref.v_h, ref.v_c, dtype).view(1, n, n)
+    assert_within("L9", f"the cell's dc_T/dc_0 at the table's {config}, seed {seed}, T={steps}", run.J,
+                  ref.rows.view(1, n, n), tol, context=f"{where(device, dtype)}, n = m = {n}",
+                  why="rounding bound of the cell's backward through T steps (as L6)")
+    return {"cell_norm_at_table_entry": spectral_norm(run.J)[0].item()}
+
+
+def proofs() -> list[dict]:
+    return [symbolic_long_range.prove_forget_bias_monotone(3)]
