@@ -30,6 +30,7 @@ import math
 
 import torch
 
+from claims.plots import plot_spec, series
 from claims.registry import Claim, register
 from claims.through_unrolled_cell import c_jacobians
 from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
@@ -76,7 +77,7 @@ def check_forget_conditioning(cut, seq, device, dtype, steps=STEPS) -> dict:
     if not bool((ratio > 1).all()):
         raise AssertionError(f"strategy promise broken: f[{k_hi}] <= f[{k_lo}] at some step ({seq.drawn})")
     u64 = 2.0 ** -53
-    figures = {}
+    figures, curve = {}, []
     for T in sorted(jac.cell):
         L = logf[:T].sum(0)  # (B, n) log Π f
         log_kappa = L.amax(-1) - L.amin(-1)
@@ -108,6 +109,7 @@ def check_forget_conditioning(cut, seq, device, dtype, steps=STEPS) -> dict:
                 if not (float(k_lo_b) * (1 - slack[b]) <= kappa <= float(k_hi_b) * (1 + slack[b])):
                     raise ClaimViolation("G3", f"{ctx}: cond(dc_T/dc_0) of the cell at T = {T} lies in "
                                                f"[{float(k_lo_b):.6g}, {float(k_hi_b):.6g}] but κ(diag Π f) = {kappa:.6g}")
+        curve.append((T, float(log_kappa.max()) / math.log(10), float(log_lower.max()) / math.log(10)))
         if T == max(jac.cell):
             svals = torch.linalg.svdvals(jac.reference[T])
             cond = svals[..., 0] / svals[..., -1]
@@ -117,6 +119,11 @@ def check_forget_conditioning(cut, seq, device, dtype, steps=STEPS) -> dict:
             figures["min_kappa_growth_lower_bound"] = math.exp(float(log_lower.min()) / T)
             figures["cond_growth_per_step" + ("_with_feedback" if feedback else "_no_feedback")] = \
                 float(cond.max()) ** (1.0 / T)
+    Ts, kap, low = zip(*curve)
+    figures["plot_G3_kappa"] = plot_spec("G3: κ(diag Π f) against T (last example)", "T", "log10 κ",
+                                         [series("κ(diag Π f)", Ts, kap),
+                                          series("Π_t f_t,hi / f_t,lo (lower bound)", Ts, low, style="--")],
+                                         note=f"forget biases {seq.drawn.get('forget_biases')}")
     return figures
 
 

@@ -36,11 +36,13 @@ Checked through the cell under test:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
 from claims import through_cell
 from claims.l2_decomposition import jacobian_tolerance
+from claims.plots import finite_positive, plot_spec, series
 from claims.registry import Claim, register
 from claims.through_unrolled_cell import checked_gradients, run
 from claims.tolerances import forward_error, gamma, unit_roundoff, vjp_tolerance
@@ -148,8 +150,16 @@ def check_scan(cut, seq, device, dtype, *, block=None) -> dict:
                               "forward bound carried through f, the scan by γ_3t S_t plus its coefficients' errors")
     diff = (scan - loop).abs()
     scale = loop.abs().amax().clamp_min(torch.finfo(torch.float64).tiny)
-    return {"scan_max_abs_error": float(diff.max()), "scan_max_rel_error": float(diff.max() / scale),
-            "scan_error_over_allowed": worst, "scan_steps": float(T)}
+    figures = {"scan_max_abs_error": float(diff.max()), "scan_max_rel_error": float(diff.max() / scale),
+               "scan_error_over_allowed": worst, "scan_steps": float(T)}
+    if T >= 1000:  # the long run: the error and its bound along t (about 100 points)
+        idx = sorted(set(torch.logspace(0, math.log10(T), 100).round().long().clamp(1, T).tolist()))
+        at = lambda v: [float(v[t - 1].max()) for t in idx]  # noqa: E731
+        figures[f"plot_G4_scan_error_{str(dtype)[6:]}"] = plot_spec(
+            f"G4: |scan - cell loop| against t ({where(device, dtype)}, W_hh = 0)", "t", "max over units",
+            [series("|scan - loop|", idx, finite_positive(at(diff)), style="-"),
+             series("allowed (derived)", idx, at(e_loop + e_scan), style="--")], logx=True, logy=True)
+    return figures
 
 
 def check_not_affine(cut, problem, device, dtype) -> dict:
