@@ -100,41 +100,43 @@ class RateEstimate:
     max_dtanh: torch.Tensor  # (S,) max over t, k of tanh'(z_{t,k})
 
 
-def product_growth_rate(W_ih: torch.Tensor, W_hh: torch.Tensor, b: torch.Tensor, xs: torch.Tensor, *,
-                        probes: int = 4, norm_steps: tuple[int, ...] = (), seed: int = 0) -> RateEstimate:
+def product_growth_rate(W_hh: torch.Tensor, a_x: torch.Tensor | None, steps: int, *, probes: int = 4,
+                        norm_steps: tuple[int, ...] = (), seed: int = 0) -> RateEstimate:
     """lim ||J_T ⋯ J_1||^(1/T) estimated along a trajectory, for S networks at once.
 
-    W_ih (S, n, m), W_hh (S, n, n), b (S, n) (the two biases summed), xs (T, S, m); h_0 = 0.
+    W_hh (S, n, n); a_x (S, n, T): the input part of the pre-activations, W_ih x_t + b_ih + b_hh
+    for every step (one GEMM by the caller), or None for zero input and zero bias; h_0 = 0.
     V <- diag(tanh'(z_t)) W_hh V for a block of `probes` random unit vectors, renormalised
     by its largest column norm every step, the logs of the norms summed: for almost every
     start block the largest column grows like the top Lyapunov exponent, which is
-    lim (1/T) log ||J_T ⋯ J_1|| (Oseledets). With xs = 0 and b = 0, h stays 0, tanh' = 1 and
-    the rate is lim ||W_hh^T||^(1/T) = the spectral radius of W_hh (Gelfand).
+    lim (1/T) log ||J_T ⋯ J_1|| (Oseledets). With a_x = None, h stays 0, tanh' = 1 and the
+    rate is lim ||W_hh^T||^(1/T) = the spectral radius of W_hh (Gelfand).
     The steps in norm_steps also get ||J_t|| by an SVD (costly for large n: sample a few).
     """
-    T, S, _ = xs.shape
-    n = W_hh.shape[-1]
+    S, n, _ = W_hh.shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    V = torch.randn(S, n, probes, generator=gen, dtype=W_hh.dtype).to(W_hh.device)
+    V = torch.randn(S, n, probes, generator=gen, dtype=torch.float64).to(W_hh.device, W_hh.dtype)
     V = V / torch.linalg.vector_norm(V, dim=1, keepdim=True)
     h = W_hh.new_zeros(S, n, 1)
-    logs = torch.zeros(T, S, dtype=torch.float64, device=W_hh.device)
-    max_dt = W_hh.new_zeros(S)
+    logs = torch.zeros(steps, S, dtype=torch.float64, device=W_hh.device)
+    max_dt = W_hh.new_zeros(S) if a_x is not None else W_hh.new_ones(S)
     jn = []
-    for t in range(T):
-        # One pass over W_hh per step for both the state and the probes.
-        out = torch.bmm(W_hh, torch.cat([h, V], dim=2))
-        z = out[:, :, :1] + torch.bmm(W_ih, xs[t].unsqueeze(2)) + b.unsqueeze(2)
-        h = torch.tanh(z)
-        d = 1 - h * h
-        max_dt = torch.maximum(max_dt, d.amax(dim=(1, 2)))
-        V = d * out[:, :, 1:]
+    for t in range(steps):
+        if a_x is None:  # h = 0 for ever: J_t = W_hh
+            V = torch.bmm(W_hh, V)
+            d = None
+        else:  # one pass over W_hh per step for both the state and the probes
+            out = torch.bmm(W_hh, torch.cat([h, V], dim=2))
+            h = torch.tanh(out[:, :, :1] + a_x[:, :, t:t + 1])
+            d = 1 - h * h
+            max_dt = torch.maximum(max_dt, d.amax(dim=(1, 2)))
+            V = d * out[:, :, 1:]
         scale = torch.linalg.vector_norm(V, dim=1).amax(dim=1)  # (S,)
         logs[t] = torch.log(scale).to(torch.float64)
         V = V / scale.view(S, 1, 1)
         if t in norm_steps:
-            jn.append(spectral_norm(d * W_hh))
-    half = T // 2
+            jn.append(torch.linalg.svdvals(W_hh if d is None else d * W_hh)[:, 0])
+    half = steps // 2
     rate = torch.exp(logs[half:].mean(dim=0))
     rate_full = torch.exp(logs.mean(dim=0))
     jacobian_norms = torch.stack(jn, dim=1) if jn else W_hh.new_zeros(S, 0)

@@ -1,0 +1,85 @@
+"""Random residual stacks x_l = x_(l-1) + F_l(x_(l-1)), F_l(x) = W2 tanh(W1 x + b1) + b2 (CLAIMS.md R1, R2).
+
+R2's bounds need ||A_l|| = ||J_(F_l)|| < 1. Since ||J_F(x)|| <= ||W2|| max tanh' ||W1|| <= ||W2|| ||W1||,
+each block's W2 is scaled by a power of two (exact) so that ||W2|| ||W1|| <= ρ, with ρ drawn
+from CONTRACTIONS: from 1/64 (blocks nearly the identity) to 7/8 (||A_l|| close to 1, where
+Π(1 - ||A_l||) is tiny and the bound is tested hardest). Depths 1 .. max_depth; the stack's
+own autograd Jacobian is formed for depths up to `autograd_depth` (R2 checks it against the
+product of the block Jacobians there).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from reference.residual import BlockParams
+from strategies.long_range_sequences import _drawn_matrix, check_range
+
+CONTRACTIONS = (1 / 64, 1 / 8, 1 / 2, 7 / 8)
+
+
+@dataclass(frozen=True)
+class ResidualStack:
+    """L residual blocks and a batch of inputs x0 (B, n)."""
+
+    blocks: tuple
+    x0: torch.Tensor
+    drawn: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def width(self) -> int:
+        return self.x0.shape[1]
+
+    @property
+    def batch(self) -> int:
+        return self.x0.shape[0]
+
+    def as_json(self) -> dict:
+        return {"depth": self.depth, "n": self.width, "B": self.batch, "drawn": dict(self.drawn),
+                "blocks": [{k: v.tolist() for k, v in b.as_dict().items()} for b in self.blocks],
+                "x0": self.x0.tolist()}
+
+    def __repr__(self) -> str:
+        return f"ResidualStack(depth={self.depth}, n={self.width}, B={self.batch}, drawn={self.drawn}, " \
+               f"x0={self.x0.tolist()!r}, blocks={[{k: v.tolist() for k, v in b.as_dict().items()} for b in self.blocks]!r})"
+
+
+@st.composite
+def _residual_stacks(draw, min_depth, max_depth, max_width, max_inner, max_batch, contractions):
+    L = draw(st.integers(min_depth, max_depth), label="depth")
+    n = draw(st.integers(1, max_width), label="width")
+    k = draw(st.integers(1, max_inner), label="hidden units per block")
+    B = draw(st.integers(1, max_batch), label="batch")
+    rho = draw(st.sampled_from(contractions), label="contraction ρ")
+    b_exp = draw(st.integers(-4, 0), label="bias exponent")
+    blocks = []
+    for _ in range(L):
+        w1, w2 = _drawn_matrix(draw, (k, n), 0), _drawn_matrix(draw, (n, k), 0)
+        s = (torch.linalg.matrix_norm(w1, 2) * torch.linalg.matrix_norm(w2, 2)).item()
+        # The largest power of two 2^e with 2^e s <= ρ (s > 0); a zero block is left as it is.
+        e = math.floor(math.log2(rho / s)) if s > 0 else 0
+        while s > 0 and 2.0 ** e * s > rho:  # guard against log2 rounding
+            e -= 1
+        blocks.append(BlockParams(w1, _drawn_matrix(draw, (k,), b_exp), w2 * 2.0 ** e, _drawn_matrix(draw, (n,), b_exp)))
+    x0 = _drawn_matrix(draw, (B, n), 0)
+    return ResidualStack(tuple(blocks), x0, {"contraction": rho, "bias_exp": b_exp, "inner": k})
+
+
+def residual_stacks(*, min_depth: int = 1, max_depth: int = 32, max_width: int = 5, max_inner: int = 6,
+                    max_batch: int = 2, contractions: tuple[float, ...] = CONTRACTIONS):
+    """Residual stacks with ||W2|| ||W1|| <= ρ < 1 per block (so ||A_l|| <= ρ), ρ drawn from `contractions`."""
+    check_range("depth", min_depth, max_depth, 1)
+    check_range("width", 1, max_width, 1)
+    check_range("max_inner", 1, max_inner, 1)
+    check_range("max_batch", 1, max_batch, 1)
+    if not contractions or not all(0 < float(r) < 1 for r in contractions):
+        raise InvalidArgument(f"contractions must be values in (0, 1) (R2 needs ||A_l|| < 1), got {contractions!r}")
+    return _residual_stacks(min_depth, max_depth, max_width, max_inner, max_batch, tuple(float(r) for r in contractions))

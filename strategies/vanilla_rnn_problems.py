@@ -1,0 +1,84 @@
+"""Random vanilla (tanh) RNN sequences for CLAIMS.md V1-V2.
+
+Weights are drawn element by element as exact float32 numbers (stored in float64) times a
+power of two, 2^-3 .. 2^2: ||W_hh|| from well below 1 (contracting: the note's β < 1) to well
+above (the bound (max tanh' ||W_hh||)^T then grows, while the product may still decay through
+saturated tanh'). Inputs come from a drawn seed (a sequence of T x B x m values), h_0 is drawn.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from reference.vanilla_rnn import RNNParams
+from strategies.long_range_sequences import _drawn_matrix, check_range, seeded_uniform
+
+
+@dataclass(frozen=True)
+class RNNProblem:
+    """A tanh RNN unrolled over xs (T, B, m) from h0 (B, n)."""
+
+    params: RNNParams
+    xs: torch.Tensor
+    h0: torch.Tensor
+    drawn: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def steps(self) -> int:
+        return self.xs.shape[0]
+
+    @property
+    def batch(self) -> int:
+        return self.xs.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.params.hidden_size
+
+    @property
+    def input_size(self) -> int:
+        return self.params.input_size
+
+    def as_json(self) -> dict:
+        out = {"T": self.steps, "B": self.batch, "n": self.hidden_size, "m": self.input_size, "drawn": dict(self.drawn)}
+        out.update({k: v.tolist() for k, v in self.params.as_dict().items()})
+        out["h0"] = self.h0.tolist()
+        return out
+
+    def __repr__(self) -> str:
+        return (f"RNNProblem(T={self.steps}, B={self.batch}, m={self.input_size}, n={self.hidden_size}, "
+                f"drawn={self.drawn}, " + ", ".join(f"{k}={v.numpy().tolist()!r}" for k, v in
+                                                   [*self.params.as_dict().items(), ("h0", self.h0)]) + ")")
+
+
+@st.composite
+def _rnn_problems(draw, min_steps, max_steps, max_hidden, max_input, max_batch, weight_exps):
+    T = draw(st.integers(min_steps, max_steps), label="steps")
+    n = draw(st.integers(1, max_hidden), label="hidden_size")
+    m = draw(st.integers(1, max_input), label="input_size")
+    batch = draw(st.integers(1, max_batch), label="batch")
+    w_exp = draw(st.integers(*weight_exps), label="weight exponent")
+    b_exp = draw(st.integers(-4, 1), label="bias exponent")
+    x_exp = draw(st.integers(-2, 1), label="input exponent")
+    seed = draw(st.integers(0, 2 ** 32 - 1), label="input seed")
+    params = RNNParams(weight_ih=_drawn_matrix(draw, (n, m), w_exp), weight_hh=_drawn_matrix(draw, (n, n), w_exp),
+                       bias_ih=_drawn_matrix(draw, (n,), b_exp), bias_hh=_drawn_matrix(draw, (n,), b_exp))
+    h0 = _drawn_matrix(draw, (batch, n), 0)
+    xs = seeded_uniform((T, batch, m), x_exp, seed)
+    return RNNProblem(params, xs, h0, {"weight_exp": w_exp, "bias_exp": b_exp, "input_exp": x_exp, "seed": seed})
+
+
+def rnn_problems(*, min_steps: int = 1, max_steps: int = 24, max_hidden: int = 5, max_input: int = 3,
+                 max_batch: int = 2, weight_exps: tuple[int, int] = (-3, 2)):
+    """Vanilla RNN problems: T in [min_steps, max_steps], widths 1..max_hidden, weights 2^weight_exps."""
+    check_range("steps", min_steps, max_steps, 1)
+    check_range("hidden size", 1, max_hidden, 1)
+    check_range("max_input", 1, max_input, 1)
+    check_range("max_batch", 1, max_batch, 1)
+    check_range("weight_exps", *weight_exps, -30)
+    if max_steps > 4096:
+        raise InvalidArgument(f"max_steps={max_steps}: V1-V2 unroll torch.nn.RNN with autograd; keep it <= 4096")
+    return _rnn_problems(min_steps, max_steps, max_hidden, max_input, max_batch, weight_exps)

@@ -1,0 +1,52 @@
+"""V1-V3: the vanilla (tanh) RNN, on torch.nn.RNN, against the closed forms and SymPy; V3 measured."""
+import pytest
+from hypothesis import given, target
+
+from claims import v1_vanilla_jacobian as V1
+from claims import v2_vanilla_decay as V2
+from claims import v3_vanilla_norm_measured as V3
+from reference.long_range import single_threaded
+from strategies.vanilla_rnn_problems import rnn_problems
+
+pytestmark = pytest.mark.claims
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small-tensor loops: see tests/claims/test_L6_L9_long_range.py. V3's n = 1024 rows are
+    # memory-bound matrix-vector products, which a second thread does not speed up either.
+    with single_threaded():
+        yield
+
+
+@pytest.mark.claim("V1")
+@given(problem=rnn_problems(max_steps=12))
+def test_V1_rnn_step_jacobian(claim_log, device, dtype, problem):
+    claim_log.example("V1", **V1.check(problem, device, dtype))
+
+
+@pytest.mark.claim("V1")
+def test_V1_symbolic(claim_log):
+    claim_log.figures("V1", symbolic=[p["identity"] for p in V1.proofs()])
+    claim_log.example("V1")
+
+
+@pytest.mark.claim("V2")
+@given(problem=rnn_problems(max_steps=40))
+def test_V2_product_bounded_by_beta_pow_T(claim_log, device, dtype, problem):
+    figures = V2.check(problem, device, dtype)
+    target(figures["max_per_step_ratio_to_bound"], label="(||Π J|| / β^T)^(1/T)")
+    claim_log.example("V2", **figures)
+
+
+@pytest.mark.claim("V3")
+def test_V3_norm_and_rate_measured(claim_log, device):
+    table = V3.measure(device)
+    summary = V3.check(table)
+    claim_log.figures("V3", table=table, verdict_line=V3.verdict_line(summary),
+                      **{k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    cx = V3.counterexample(table, summary)
+    if cx:
+        claim_log.refute("V3", cx, reproduce=f"python -m pytest tests -m claims -k 'test_V3_norm_and_rate_measured "
+                                             f"and {device}'")
+    claim_log.example("V3", sizes_measured=len(table["rows"]))
