@@ -86,6 +86,9 @@ def check(cut, problem, device, dtype) -> dict:
             "cell_differs_too": bool(cell_gap.any()),
             "true_minus_product": gap[b].tolist(), "true_dcT_dc0": true_rows[b].tolist(),
             "cell_dcT_dc0": run.J[b].tolist(), "note_product": note_rows[b].tolist(),
+            "reading": f"W_ho != 0, T = {T}: the true dc_T/dc_0 differs from Π J_t by {rel_gap[b].item():.3g} of its "
+                       f"norm, {(gap[b].abs() / tol_gap[b].clamp_min(1e-300)).max().item():.3g} times the rounding "
+                       "bound: the note's equation is not the total derivative",
         }
     return figures
 

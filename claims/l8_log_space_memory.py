@@ -28,7 +28,7 @@ import math
 import torch
 
 from claims.registry import Claim, register
-from claims.long_range_tolerances import direct_term_error
+from claims.long_range_tolerances import U64, direct_term_error
 from claims.tolerances import ACTIVATION_ULPS, gamma
 from claims.unrolled_cell import forget_gates
 from claims.violation import ClaimViolation, assert_bound, assert_within, where
@@ -46,7 +46,6 @@ CLAIM = register(Claim(
              "exp(Σ log f) vs the direct float64 product where representable; Σ log f >= T log(1-δ) >= log(1-Tδ)",
 ))
 
-U64 = 2.0 ** -53
 NORMAL_MIN_LOG = math.log(2.0 ** -1022)  # below this a float64 product is subnormal or 0
 
 

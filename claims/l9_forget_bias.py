@@ -35,7 +35,7 @@ from reference.forget_bias import chrono_forget_bias, default_lstm_params, jacob
 from reference.jacobian_chain import full_state_jacobian, state_transition_jacobians, unroll
 from reference.long_range import single_threaded, state_jacobians_along, step_inputs, true_backward
 from reference.lstm_step import LSTMParams, preactivations
-from strategies.long_range_sequences import float32_exact
+from strategies.long_range_sequences import SequenceProblem, float32_exact
 
 CLAIM = register(Claim(
     id="L9",
@@ -183,7 +183,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     return figures
 
 
-def feedback_construction(delta_steps: int = 3) -> "SequenceProblem":
+def feedback_construction(delta_steps: int = 3) -> SequenceProblem:
     """An LSTM (n = m = 1) whose second forget gate *decreases* when b_f grows, by construction.
 
     With W_hf = -4 and all other weights 0; b_i = 4, b_g = -2 (so i g ≈ -0.947), b_o = 4, b_f = 0;
@@ -192,7 +192,6 @@ def feedback_construction(delta_steps: int = 3) -> "SequenceProblem":
     raising b_f raises c_1 and h_1, and W_hf h_1 lowers a^f_2 by more than b_f raised it.
     Every value is a small integer: exact in float32.
     """
-    from strategies.long_range_sequences import SequenceProblem
     z = torch.zeros
     w_hh = z(4, 1, dtype=torch.float64)
     w_hh[1, 0] = -4.0
@@ -269,7 +268,10 @@ def b_f_one_counterexample(table: dict) -> dict | None:
     if T is None:
         return None
     cell = row["per_T"][str(T)]
-    return {"b_f": 1.0, "T": T, "median_norm_dcT_dc0": cell["median"], "min_over_seeds": cell["min"],
+    chrono = table["rows"]["chrono"]["per_T"][str(T)]["median"]
+    return {"reading": f"b_f = 1 at torch's default init: median ||dc_T/dc_0|| = {cell['median']:.3g} at T = {T} "
+                       f"(< 2^-24); >= {FLOWS} only up to T = {row['flows_up_to_T']}; chrono keeps {chrono:.3g} there",
+            "b_f": 1.0, "T": T, "median_norm_dcT_dc0": cell["median"], "min_over_seeds": cell["min"],
             "max_over_seeds": cell["max"], "threshold": VANISHED, "flows_up_to_T": row["flows_up_to_T"],
             "setup": table["meta"], "comparison": {cfg: table["rows"][cfg]["per_T"][str(T)]["median"]
                                                    for cfg in table["rows"]}}

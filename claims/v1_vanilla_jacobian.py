@@ -10,14 +10,14 @@ n = 1, 2, 3 and the chain ∂h_T/∂h_0 = J_T ⋯ J_1 (the state is h alone) for
 """
 from __future__ import annotations
 
+import torch
+
 from claims import through_rnn
 from claims.long_range_tolerances import rnn_step_vjp_error
 from claims.registry import Claim, register
 from claims.violation import assert_within, where
 from reference import symbolic_long_range
 from reference.vanilla_rnn import preactivation, step_jacobians
-
-import torch
 
 CLAIM = register(Claim(
     id="V1",

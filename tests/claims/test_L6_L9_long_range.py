@@ -68,6 +68,7 @@ def test_L6_symbolic(claim_log):
 
 @pytest.mark.claim("L7")
 @given(problem=sequence_problems(max_steps=16, max_hidden=5, max_batch=2))
+@example(problem=L7.premise_example(16, w_exp=-3))  # small indirect terms, Π f ~ 1e-20: relative error >> 1
 def test_L7_bound_on_the_cells_factors(cell_under_test, claim_log, device, dtype, problem):
     figures = L7.check_through_cell(cell_under_test, problem, device, dtype)
     target(figures["max_tightness"], label="observed / bound")
@@ -75,19 +76,22 @@ def test_L7_bound_on_the_cells_factors(cell_under_test, claim_log, device, dtype
         claim_log.refute("L7", figures["counterexample"],
                          reproduce=reproduce(test_L7_bound_on_the_cells_factors, device, dtype, cell_under_test))
     claim_log.example("L7", max_tightness_cell=figures["max_tightness"],
-                      max_relative_error_cell=figures["max_relative_error"])
+                      max_relative_error_cell=figures["max_relative_error"],
+                      max_relative_error_small_indirect_cell=figures["max_relative_error_small_indirect"])
 
 
 @pytest.mark.claim("L7")
 @given(problem=sequence_problems(max_steps=200, max_hidden=6, max_batch=3))
+@example(problem=L7.premise_example(60))  # every ε_t < 0.02, Π f ~ 1e-73: relative error ~ 13
 def test_L7_bound_on_long_closed_forms(claim_log, problem):
     figures = L7.check_closed_form(problem)
     target(figures["max_tightness"], label="observed / bound")
-    target(min(figures["max_relative_error"], 1e300), label="relative error")
+    target(min(figures["max_relative_error_small_indirect"], 1e300), label="relative error, ε_t <= 0.1")
     if figures["counterexample"]:
         claim_log.refute("L7", figures["counterexample"], reproduce=reproduce(test_L7_bound_on_long_closed_forms))
     claim_log.example("L7", max_tightness_long=figures["max_tightness"], max_steps=problem.steps,
-                      max_relative_error_long=min(figures["max_relative_error"], 1e300))
+                      max_relative_error_long=min(figures["max_relative_error"], 1e300),
+                      max_relative_error_small_indirect_long=min(figures["max_relative_error_small_indirect"], 1e300))
 
 
 @pytest.mark.claim("L7")
