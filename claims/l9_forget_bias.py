@@ -142,14 +142,15 @@ def gate_error_along(params: LSTMParams, xs, run) -> torch.Tensor:
 
 
 def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
-    """General W_hh: look for forget gates that *decrease* when b_f grows, beyond every rounding bound."""
+    """General W_hh: with h fixed every f_t rises with b_f (checked through the cell, a theorem); along the
+    sequence, look for forget gates that *decrease* when b_f grows, beyond every rounding bound (a finding)."""
     __tracebackhide__ = True
     p = problem
     T, B, n = p.steps, p.batch, p.hidden_size
     ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, b_f -> b_f + {delta:g}"
     p1 = shifted(p.params, delta)
     # The cell's gates along its own trajectories are σ(a^f) there (within their rounding bound).
-    cell_f = []
+    cell_f, states = [], []
     for q in (p.params, p1):
         hs, _ = trajectory(cut, q, p.xs, p.h0, p.c0, device, dtype)
         x, h = p.xs.flatten(0, 1), hs[:-1].flatten(0, 1)
@@ -158,6 +159,16 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
                       torch.sigmoid(preactivations(q, x, h).a_f), direct_term_error(q, x, h, dtype), context=ctx,
                       why="rounding bound of the f gate in the cell's dtype and in float64")
         cell_f.append(f_cell.view(T, B, n))
+        states.append((x, h))
+    # The theorem part: with h held fixed (at the states of the b_f run) every gate rises with b_f.
+    x, h = states[0]
+    f_fixed = forget_gates(cut, p1, x, h, device, dtype)
+    allowed = direct_term_error(p.params, x, h, dtype) + direct_term_error(p1, x, h, dtype)
+    if (cell_f[0].flatten(0, 1) - f_fixed > allowed).any():
+        r, k = divmod(int((cell_f[0].flatten(0, 1) - f_fixed - allowed).argmax()), n)
+        raise ClaimViolation("L9", f"{ctx}: with h_(t-1) and x_t held fixed the cell's forget gate fell from "
+                                   f"{cell_f[0].flatten(0, 1)[r, k].item():.10g} to {f_fixed[r, k].item():.10g} when b_f "
+                                   f"grew (allowed by rounding {allowed[r, k].item():.3g}); σ is strictly increasing")
     # The network itself (float64 unroll with its derived error bounds).
     runs = [unroll(q, p.xs, p.h0, p.c0) for q in (p.params, p1)]
     f0, f1 = (torch.sigmoid(r.a_f) for r in runs)
@@ -169,6 +180,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
                   for f, e in ((f0, e0), (f1, e1)))
     log_drop = (torch.log(f0).sum(0) - torch.log(f1).sum(0)) - log_err
     figures = {"max_gate_drop": (f0 - f1).max().item(), "max_log_product_drop": log_drop.max().item(),
+               "min_gate_increase_h_fixed": (f_fixed - cell_f[0].flatten(0, 1)).min().item(),
                "cell_max_gate_drop": (cell_f[0] - cell_f[1]).max().item()}
     if (excess > 0).any():
         t, b, k = (int(i) for i in (excess == excess.max()).nonzero()[0])
