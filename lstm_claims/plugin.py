@@ -41,6 +41,9 @@ def pytest_addoption(parser):
                     help="run only the checks of these claims, comma-separated (e.g. L0,L5; default: all)")
     group.addoption("--claims-progress", action="store_true", default=False,
                     help="print one line per claim as soon as all its checks have run (used by `lstm-claims run`)")
+    group.addoption("--claims-threads", default=1, type=int, metavar="N",
+                    help="torch threads while the claim suite runs (default: 1; the checks apply many small ops, "
+                         "where extra threads only add synchronisation)")
     group.addoption("--xfails-file", default=None, metavar="FILE",
                     help="file of claim IDs the cell under test is known to break (one per line, '#' starts a "
                          "comment); those checks run as expected failures and an unexpected pass fails "
@@ -65,6 +68,24 @@ def read_xfails(path) -> dict[str, str]:
     return out
 
 
+def _make_examples_independent_of_imports():
+    """Stop Hypothesis from mixing constants found in the project's imported modules into draws.
+
+    Hypothesis (6.131+) sometimes draws a constant harvested from the *local* modules
+    currently imported, so a derandomized test drew different examples when run alone
+    (its reproduce command) than inside the full suite. Turning that source off makes the
+    reproduce command replay exactly the examples of the run that failed. It is a private
+    hook: on a Hypothesis without it this does nothing.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        empty = providers.Constants()
+    except (ImportError, AttributeError, TypeError):
+        return
+    if hasattr(providers, "_get_local_constants"):
+        providers._get_local_constants = lambda: empty
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "claims: the claim suite (every check of a claim of CLAIMS.md)")
     config.addinivalue_line("markers", "claim(id): the claim ID (L0-L9, G1-G4, V1-V3, R1-R2) a test checks")
@@ -84,6 +105,7 @@ def pytest_configure(config):
         "item_claims": {},
     }
     _CONFIG["config"] = config
+    _make_examples_independent_of_imports()
 
 
 def selected_devices(config) -> list[str]:
@@ -176,6 +198,8 @@ def pytest_collection_finish(session):
     except CellContractError as exc:
         pytest.exit(f"lstm-claims: the cell under test breaks the LSTMCell contract: {exc}", returncode=2)
     st["cut"] = cut
+    st["threads_before"] = torch.get_num_threads()
+    torch.set_num_threads(session.config.getoption("claims_threads"))
     st["item_claims"] = {item.nodeid: claim_id_of(item) for item in session.items if claim_id_of(item)}
 
 
@@ -280,6 +304,8 @@ def claims_payload(config) -> dict:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if _STATE in session.config.stash and "threads_before" in session.config.stash[_STATE]:
+        torch.set_num_threads(session.config.stash[_STATE]["threads_before"])
     path = session.config.getoption("claims_json", None)
     if path and _STATE in session.config.stash:
         with open(path, "w", encoding="utf-8") as fh:

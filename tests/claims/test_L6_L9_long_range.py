@@ -12,18 +12,10 @@ from claims import l6_chain_rule_product as L6
 from claims import l7_product_near_diag as L7
 from claims import l8_log_space_memory as L8
 from claims import l9_forget_bias as L9
-from reference.long_range import single_threaded
 from strategies.long_range_sequences import forget_gate_sequence, forget_gate_sequences, sequence_problems
 
 pytestmark = pytest.mark.claims
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Chains of hundreds of ops on small tensors: a second intra-op thread only adds a
-    # synchronisation per op (and, measured on a loaded 2-core machine, made them 50x slower).
-    with single_threaded():
-        yield
 
 
 def reproduce(test, device=None, dtype=None, cut=None) -> str:

@@ -4,18 +4,11 @@ from hypothesis import given, target
 
 from claims import r1_residual_form as R1
 from claims import r2_skip_path as R2
-from reference.long_range import single_threaded
 from strategies import step_problems
 from strategies.residual_stacks import residual_stacks
 
 pytestmark = pytest.mark.claims
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small-tensor loops: see tests/claims/test_L6_L9_long_range.py.
-    with single_threaded():
-        yield
 
 
 @pytest.mark.claim("R1")

@@ -5,18 +5,10 @@ from hypothesis import given, target
 from claims import v1_vanilla_jacobian as V1
 from claims import v2_vanilla_decay as V2
 from claims import v3_vanilla_norm_measured as V3
-from reference.long_range import single_threaded
 from strategies.vanilla_rnn_problems import rnn_problems
 
 pytestmark = pytest.mark.claims
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small-tensor loops: see tests/claims/test_L6_L9_long_range.py. V3's n = 1024 rows are
-    # memory-bound matrix-vector products, which a second thread does not speed up either.
-    with single_threaded():
-        yield
 
 
 @pytest.mark.claim("V1")
