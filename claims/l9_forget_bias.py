@@ -310,3 +310,36 @@ def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0
 
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_forget_bias_monotone(3)]
+
+
+def vanilla_rnn_beside_table() -> dict:
+    """The vanilla RNN at the table's sizes, inputs and seeds: median log10 ||∂h_T/∂h_0|| per T.
+
+    torch.nn.RNN(32, 32) default init under torch.manual_seed(seed), the same x_t as the LSTM
+    table, h_0 = 0: the note's contrast, measured on the same footing.
+    """
+    from reference.vanilla_rnn import default_rnn_params, log10_product_norms
+
+    sz = TABLE_SIZES
+    logs = []
+    with single_threaded():
+        for seed in sz["seeds"]:
+            params = default_rnn_params(sz["hidden_size"], sz["input_size"], seed)
+            logs.append(log10_product_norms(params, table_inputs(seed, max(sz["steps"])), sz["steps"])[0])
+    logs = torch.stack(logs)
+    return {str(T): logs[:, j].quantile(0.5).item() for j, T in enumerate(sz["steps"])}
+
+
+def central_picture(table: dict) -> dict:
+    """The note's central picture as a plot spec: ||dc_T/dc_0|| against T per forget bias, beside the vanilla RNN."""
+    from claims.plots import plot_spec, series
+
+    steps = TABLE_SIZES["steps"]
+    # log10 on a linear axis: the vanilla RNN's 10^-334 at T = 1000 is below float64's range.
+    lines = [series(cfg.replace("b_f=", "LSTM, b_f = ").replace("chrono", "LSTM, chrono init"), steps,
+                    [row["per_T"][str(T)]["log10_median"] for T in steps]) for cfg, row in table["rows"].items()]
+    rnn = vanilla_rnn_beside_table()
+    lines.append(series("vanilla RNN ||∂h_T/∂h_0||", steps, [rnn[str(T)] for T in steps], style="--s"))
+    return plot_spec("||dc_T/dc_0|| against T, default init (median of 8 seeds)", "T",
+                     "log10 of the Jacobian's norm", lines, logx=True,
+                     note=f"{table['meta']['sizes']}; {table['meta']['inputs']}; {table['meta']['bias']}.")

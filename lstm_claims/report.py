@@ -62,6 +62,24 @@ def _table(rows: list) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + " / "))
+        else:
+            out[key] = v
+    return out
+
+
+def _rows_table(value: dict) -> str:
+    """A {"meta": {...}, "rows": {label: {...nested...}}} figure as the meta list and one flat row per label."""
+    meta = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in value.get("meta", {}).items())
+    rows = [{"": label, **_flatten(row)} for label, row in value["rows"].items()]
+    return (f"<ul class=note>{meta}</ul>" if meta else "") + _table(rows)
+
+
 def _figures(figures: dict) -> str:
     scalars = {k: v for k, v in figures.items() if not isinstance(v, (dict, list))}
     parts = []
@@ -74,6 +92,8 @@ def _figures(figures: dict) -> str:
                          f"<figcaption>{html.escape(v['title'])}</figcaption>{note}</figure>")
         elif isinstance(v, list):
             parts.append(f"<h4>{html.escape(k)}</h4>" + _table(v))
+        elif isinstance(v, dict) and isinstance(v.get("rows"), dict):
+            parts.append(f"<h4>{html.escape(k)}</h4>" + _rows_table(v))
         elif isinstance(v, dict):
             parts.append(f"<h4>{html.escape(k)}</h4><pre>{html.escape(json.dumps(v, indent=1, default=str)[:6000])}</pre>")
     return "".join(parts)
@@ -129,7 +149,7 @@ def _bench_html(bench: dict) -> str:
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:0.9em;text-align:left}
+table{border-collapse:collapse;margin:0.5em 0;display:block;overflow-x:auto}td,th{border:1px solid #ccc;padding:3px 8px;font-size:0.9em;text-align:left}
 .verdict{color:#fff;padding:1px 8px;border-radius:8px;font-size:0.85em;white-space:nowrap}pre{background:#f5f5f5;padding:0.5em;overflow-x:auto}
 section{border-top:1px solid #ddd;margin-top:1.5em}figure{margin:0.5em 0}.note{font-size:0.85em;color:#555}"""
 

@@ -4,6 +4,8 @@ Tests feed a ClaimLog (the `claim_log` fixture):
   example(ID, **figures)      one example checked; figures aggregate (min_* by min, others by max)
   figures(ID, **figures)      figures without counting an example (tables, fitted rates)
   refute(ID, counterexample, reproduce=...)   the note's statement, as written, fails here
+  points(ID, key, label, xs, ys, title=..., xlabel=..., ylabel=...)   add points to a plot figure
+                              (claims/plots.py), one series per label, accumulated over examples
 The plugin adds each test's outcome. The verdict of a claim:
   failed                 a check that must hold did not (the cell under test or the kit is wrong);
                          also when the failure was expected (xfails file): the cell departs from the claim
@@ -83,6 +85,26 @@ class ClaimLog:
 
     def figures(self, claim_id: str, **figures) -> None:
         self._merge(claim_id, figures)
+
+    def points(self, claim_id: str, key: str, label: str, xs, ys, *, title: str, xlabel: str, ylabel: str,
+               logx: bool = False, logy: bool = False, style: str = "o", note: str = "") -> None:
+        from claims.plots import plot_spec, series
+
+        pairs = [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
+        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+        figures = self[claim_id].figures
+        if key not in figures:
+            figures[key] = plot_spec(title, xlabel, ylabel, [series(label, xs, ys, style=style)], logx=logx,
+                                     logy=logy, note=note)
+            return
+        lines = figures[key]["series"]
+        line = next((ln for ln in lines if ln["label"] == label), None)
+        if line is None:
+            lines.append(series(label, xs, ys, style=style))
+        else:
+            new = series(label, xs, ys)
+            line["x"] += new["x"]
+            line["y"] += new["y"]
 
     def refute(self, claim_id: str, counterexample: dict, reproduce: str | None = None) -> None:
         r = self[claim_id]

@@ -146,3 +146,25 @@ def product_growth_rate(W_hh: torch.Tensor, a_x: torch.Tensor | None, steps: int
 def log_growth_per_step(product_norm: float, T: int) -> float:
     """log ||Π J|| / T, -inf for a zero product."""
     return math.log(product_norm) / T if product_norm > 0 else -math.inf
+
+
+def log10_product_norms(params: RNNParams, xs: torch.Tensor, steps: tuple[int, ...]) -> torch.Tensor:
+    """log10 ||J_T ⋯ J_1||_2 at each T in `steps`, per batch entry: (B, len(steps)), from h_0 = 0.
+
+    The product is formed explicitly (n x n per example) and renormalised every step by its
+    Frobenius norm, whose logs are summed, so neither underflow nor overflow can occur at
+    any T; at each requested T the spectral norm of the renormalised product is added back.
+    """
+    B, n = xs.shape[1], params.hidden_size
+    zs, _ = rnn_unroll(params, xs, torch.zeros(B, n, dtype=xs.dtype))
+    P = torch.eye(n, dtype=xs.dtype).expand(B, n, n).clone()
+    log10_scale = torch.zeros(B, dtype=xs.dtype)
+    wanted, out = set(steps), {}
+    for t in range(max(steps)):
+        P = step_jacobians(params, zs[t]) @ P
+        s = torch.linalg.matrix_norm(P).clamp_min(torch.finfo(xs.dtype).tiny)
+        P = P / s[:, None, None]
+        log10_scale += torch.log10(s)
+        if t + 1 in wanted:
+            out[t + 1] = log10_scale + torch.log10(spectral_norm(P))
+    return torch.stack([out[T] for T in steps], dim=1)

@@ -4,6 +4,8 @@ Where the note overstates, the measurement passes and the counterexample is reco
 claim_log.refute (the claim's verdict becomes `refuted`); a theorem that fails raises a
 ClaimViolation (the check fails).
 """
+import math
+
 import pytest
 from hypothesis import example, given, target
 from hypothesis import strategies as st
@@ -58,12 +60,25 @@ def test_L6_symbolic(claim_log):
 
 # --- L7 ------------------------------------------------------------------------------------
 
+def plot_bound_vs_observed(claim_log, figures, label):
+    """Every example's (log10 bound, log10 ||Π J - Π D||): the theorem puts every point under the diagonal."""
+    per = figures["per_example"]
+    kw = dict(title="L7: ||Π J_t - Π diag(f_t)|| against its bound Π(1 + ε_t) - 1",
+              xlabel="log10 bound", ylabel="log10 observed",
+              note="Each point is one example; the theorem puts every point on or below the diagonal.")
+    claim_log.points("L7", "plot_bound_vs_observed", label, [o["log10_bound"] for o in per],
+                     [o["log10_error"] for o in per], **kw)
+    lo = min((o["log10_bound"] for o in per if math.isfinite(o["log10_bound"])), default=0.0)
+    claim_log.points("L7", "plot_bound_vs_observed", "observed = bound", [lo, 1.0], [lo, 1.0], style="-", **kw)
+
+
 @pytest.mark.claim("L7")
 @given(problem=sequence_problems(max_steps=16, max_hidden=5, max_batch=2))
 @example(problem=L7.premise_example(16, w_exp=-3))  # small indirect terms, Π f ~ 1e-20: relative error >> 1
 def test_L7_bound_on_the_cells_factors(cell_under_test, claim_log, device, dtype, problem):
     figures = L7.check_through_cell(cell_under_test, problem, device, dtype)
     target(figures["max_tightness"], label="observed / bound")
+    plot_bound_vs_observed(claim_log, figures, f"through the cell, T <= 16 ({device} {str(dtype)[6:]})")
     if figures["counterexample"]:
         claim_log.refute("L7", figures["counterexample"],
                          reproduce=reproduce(test_L7_bound_on_the_cells_factors, device, dtype, cell_under_test))
@@ -78,6 +93,7 @@ def test_L7_bound_on_the_cells_factors(cell_under_test, claim_log, device, dtype
 def test_L7_bound_on_long_closed_forms(claim_log, problem):
     figures = L7.check_closed_form(problem)
     target(figures["max_tightness"], label="observed / bound")
+    plot_bound_vs_observed(claim_log, figures, "closed form, T <= 200")
     target(min(figures["max_relative_error_small_indirect"], 1e300), label="relative error, ε_t <= 0.1")
     if figures["counterexample"]:
         claim_log.refute("L7", figures["counterexample"], reproduce=reproduce(test_L7_bound_on_long_closed_forms))
@@ -134,7 +150,8 @@ def test_L9_monotonicity_with_feedback_checked(cell_under_test, claim_log, devic
 @pytest.mark.claim("L9")
 def test_L9_forget_bias_table(cell_under_test, claim_log, device, dtype):
     table = L9.forget_bias_table()
-    claim_log.figures("L9", table=table, **L9.check_table_cell(cell_under_test, device, dtype))
+    claim_log.figures("L9", table=table, plot_norm_vs_T=L9.central_picture(table),
+                      **L9.check_table_cell(cell_under_test, device, dtype))
     cx = L9.b_f_one_counterexample(table)
     if cx:
         claim_log.refute("L9", cx, reproduce=reproduce(test_L9_forget_bias_table, device, dtype, cell_under_test))

@@ -35,7 +35,7 @@ def test_V2_product_bounded_by_beta_pow_T(claim_log, device, dtype, problem):
 def test_V3_norm_and_rate_measured(claim_log, device):
     table = V3.measure(device)
     summary = V3.check(table)
-    claim_log.figures("V3", table=table, verdict_line=V3.verdict_line(summary),
+    claim_log.figures("V3", table=table, verdict_line=V3.verdict_line(summary), plot_norm_and_rate_vs_n=V3.plot(table),
                       **{k: v for k, v in summary.items() if isinstance(v, (int, float))})
     cx = V3.counterexample(table, summary)
     if cx:
