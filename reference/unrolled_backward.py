@@ -25,12 +25,13 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from reference.lstm_step import LSTMParams, dsigmoid, dtanh, lstm_step_vjp, preactivations
+from reference.sequence_shape import SequenceShape
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 @dataclass(frozen=True)
-class LSTMSequence:
+class LSTMSequence(SequenceShape):
     """An LSTM run to check: parameters, inputs xs (T, B, m) and the initial state h0, c0 (B, n).
 
     Values are float64 holding numbers exactly representable in float32 (the strategies and
@@ -52,21 +53,6 @@ class LSTMSequence:
             if tuple(t.shape) != (self.xs.shape[1], n):
                 raise ValueError(f"{name} must have shape (B, n) = ({self.xs.shape[1]}, {n}), got {tuple(t.shape)}")
 
-    @property
-    def steps(self) -> int:
-        return self.xs.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.xs.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.params.hidden_size
-
-    @property
-    def input_size(self) -> int:
-        return self.params.input_size
 
     def truncated(self, steps: int) -> "LSTMSequence":
         return LSTMSequence(self.params, self.xs[:steps], self.h0, self.c0, self.drawn)

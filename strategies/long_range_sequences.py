@@ -31,6 +31,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import arrays
 
 from reference.lstm_step import LSTMParams
+from reference.sequence_shape import SequenceShape
 
 # Forget-gate bias shifts, as in strategies.lstm_problems: 0 (neutral), 1 (the note's b_f = 1),
 # 3 and 8 (f near 1), 20 (f == 1 in float32), -3 (forgetting: Π f tiny over long spans).
@@ -80,7 +81,7 @@ def _tensor_repr(t: torch.Tensor, limit: int = 64) -> str:
 
 
 @dataclass(frozen=True)
-class SequenceProblem:
+class SequenceProblem(SequenceShape):
     """An LSTM unrolled over xs (T, B, m) from (h0, c0) (B, n)."""
 
     params: LSTMParams
@@ -89,21 +90,6 @@ class SequenceProblem:
     c0: torch.Tensor
     drawn: dict = field(default_factory=dict, compare=False)  # sizes, exponents, shift, seed
 
-    @property
-    def steps(self) -> int:
-        return self.xs.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.xs.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.params.hidden_size
-
-    @property
-    def input_size(self) -> int:
-        return self.params.input_size
 
     @property
     def output_recurrence_is_zero(self) -> bool:
@@ -188,7 +174,7 @@ def sequence_problems(*, min_steps: int = 1, max_steps: int = 12, min_hidden: in
 
 
 @dataclass(frozen=True)
-class ForgetGateSequence:
+class ForgetGateSequence(SequenceShape):
     """The inputs a cell sees at T steps, xs (T, B, m) and hs (T, B, n), without the recurrence (L8)."""
 
     params: LSTMParams
@@ -196,17 +182,6 @@ class ForgetGateSequence:
     hs: torch.Tensor
     drawn: dict = field(default_factory=dict, compare=False)
 
-    @property
-    def steps(self) -> int:
-        return self.xs.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.xs.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.params.hidden_size
 
     def as_json(self) -> dict:
         out = {"T": self.steps, "B": self.batch, "n": self.hidden_size, "drawn": dict(self.drawn)}

@@ -13,12 +13,13 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from reference.sequence_shape import SequenceShape
 from reference.vanilla_rnn import RNNParams
 from strategies.long_range_sequences import _drawn_matrix, check_range, seeded_uniform
 
 
 @dataclass(frozen=True)
-class RNNProblem:
+class RNNProblem(SequenceShape):
     """A tanh RNN unrolled over xs (T, B, m) from h0 (B, n)."""
 
     params: RNNParams
@@ -26,21 +27,6 @@ class RNNProblem:
     h0: torch.Tensor
     drawn: dict = field(default_factory=dict, compare=False)
 
-    @property
-    def steps(self) -> int:
-        return self.xs.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.xs.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.params.hidden_size
-
-    @property
-    def input_size(self) -> int:
-        return self.params.input_size
 
     def as_json(self) -> dict:
         out = {"T": self.steps, "B": self.batch, "n": self.hidden_size, "m": self.input_size, "drawn": dict(self.drawn)}
