@@ -133,18 +133,45 @@ def _claims_html(data: dict) -> str:
     return head + table + "".join(sections)
 
 
+def _scan_plot(benchmarks: dict) -> dict | None:
+    """Loop against scan median time over T, per width (the G4 benchmark), as a plot spec."""
+    from claims.plots import plot_spec, series
+
+    lines = {}
+    for key, b in benchmarks.items():
+        info = b.get("extra_info", {})
+        if key.startswith("scan/") and "T" in info and "width" in info:
+            impl = key.split("/")[1]
+            lines.setdefault((impl, info["width"], info.get("device", "cpu")), []).append((info["T"], b["median_s"]))
+    if not lines:
+        return None
+    return plot_spec("G4: the sequential loop against the blocked scan, c_t = a_t c_(t-1) + b_t", "T",
+                     "median time (s)", [series(f"{impl}, width {w}, {dev}", *zip(*sorted(pts)))
+                                         for (impl, w, dev), pts in sorted(lines.items())], logx=True, logy=True)
+
+
 def _bench_html(bench: dict) -> str:
-    ratios = bench.get("ratios", {})
-    rows = [{"ratio": k, "value (times faster)": v} for k, v in ratios.items() if not isinstance(v, (dict, list))]
-    out = "<section id='bench'><h2>Benchmarks of the recurrence core</h2>" + _table(rows)
-    extra = {k: v for k, v in bench.items() if k not in ("ratios", "benchmarks")}
-    if extra:
-        out += f"<pre>{html.escape(json.dumps(extra, indent=1, default=str)[:4000])}</pre>"
-    benches = bench.get("benchmarks", [])
-    if isinstance(benches, list) and benches and isinstance(benches[0], dict):
-        out += _table([{k: b.get(k) for k in ("name", "median", "iqr", "stddev", "rounds") if k in b} for b in benches])
-    plots = {k: v for k, v in bench.items() if is_plot_spec(v)}
-    out += _figures(plots) if plots else ""
+    out = "<section id='bench'><h2>Benchmarks of the recurrence core</h2>"
+    if bench.get("smoke"):
+        out += "<p>Smoke run (--benchmark-disable): every benchmark ran once, untimed.</p>"
+    defs = bench.get("ratio_definitions", {})
+    rows = [{"ratio": k, "times faster": v, "meaning": defs.get(k, {}).get("meaning", "")}
+            for k, v in bench.get("ratios", {}).items()]
+    out += _table(rows) if rows else ""
+    if bench.get("goals"):
+        out += "<h3>Goals</h3>" + _table([{"benchmark": k, **v} for k, v in bench["goals"].items()])
+    if bench.get("crossover"):
+        out += "<h3>Scan crossover</h3>" + _table([_flatten(bench["crossover"])])
+    benches = bench.get("benchmarks", {})
+    if isinstance(benches, dict) and benches:
+        out += "<h3>All benchmarks</h3>" + _table(
+            [{"benchmark": k, **{f: b.get(f) for f in ("median_s", "iqr_s", "stddev_s", "rounds")}}
+             for k, b in benches.items()])
+        plot = _scan_plot(benches)
+        out += _figures({"plot_scan": plot}) if plot else ""
+    if bench.get("machine_info"):
+        info = {k: v for k, v in bench["machine_info"].items() if not isinstance(v, (dict, list))}
+        out += "<h3>Machine</h3>" + _table([{"": k, "value": v} for k, v in info.items()])
     return out + "</section>"
 
 
