@@ -92,3 +92,17 @@ def test_report_is_generic_and_self_contained(tmp_path):
 ])
 def test_verdict_rule(fields, unconditional, verdict):
     assert ClaimResult("L0", **fields).verdict(unconditional) == verdict
+
+
+def test_report_shows_the_benchmarks_with_the_loop_vs_scan_plot(tmp_path):
+    bench = {"smoke": False, "ratios": {"scan_vs_loop_T16384": 34.5, "lstm_loop_vs_fused": 0.46},
+             "ratio_definitions": {"scan_vs_loop_T16384": {"meaning": "median(loop) / median(scan)"}},
+             "goals": {"scan_vs_loop_T16384": {"value": 34.5, "goal": ">= 20", "met": True}},
+             "benchmarks": {f"scan/{impl}/T{T}/W64/cpu": {"median_s": t * T, "iqr_s": 0.0, "stddev_s": 0.0, "rounds": 5,
+                                                          "extra_info": {"T": T, "width": 64, "device": "cpu"}}
+                            for impl, t in (("loop", 4e-6), ("scan", 1e-7)) for T in (1024, 16384)}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    page = render(tmp_path).read_text()
+    assert "scan_vs_loop_T16384" in page and "34.5" in page and "median(loop) / median(scan)" in page
+    assert page.count("data:image/png;base64,") == 1  # the loop vs scan plot
+    assert "No claims.json here" in page
