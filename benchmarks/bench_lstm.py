@@ -90,8 +90,10 @@ def test_lstm(benchmark, impl, mode, B, n, bench_device):
 @pytest.mark.parametrize("B", [1, 64], ids=lambda b: f"B{b}")
 def test_lstm_gemm_floor(benchmark, B, n, bench_device):
     g = torch.Generator().manual_seed(0)
-    w_ih_t = torch.randn(n, 4 * n, generator=g).to(bench_device)
-    w_hh_t = torch.randn(n, 4 * n, generator=g).to(bench_device)
+    # Weights stored as nn.LSTM stores them, (4n, n), and used transposed, as its kernels do: for
+    # B = 1 the product is then a GEMV over contiguous rows, the fast layout.
+    w_ih_t = torch.randn(4 * n, n, generator=g).to(bench_device).t()
+    w_hh_t = torch.randn(4 * n, n, generator=g).to(bench_device).t()
     bias = torch.randn(4 * n, generator=g).to(bench_device)
     xs = torch.randn(T * B, n, generator=g).to(bench_device)
     h = torch.randn(B, n, generator=g).to(bench_device)
