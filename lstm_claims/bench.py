@@ -235,6 +235,9 @@ def _machine_info(raw: dict | None) -> dict:
     info["torch_threads"] = torch.get_num_threads()
     info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     info["flush_denormal"] = False  # set by benchmarks/conftest.py before every benchmark
+    # glibc's malloc tuning changes the cost of large temporaries (fresh pages fault in):
+    # record it, so that runs under different settings are not compared unknowingly.
+    info["malloc_env"] = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     info["load_average_after"] = _load_average()
     if raw:
         info["commit_info"] = raw.get("commit_info")
