@@ -14,9 +14,11 @@ from claims import l2_decomposition as L2
 from claims import l3_direct_term as L3
 from claims import l4_derivative_bounds as L4
 from claims import l5_indirect_term as L5
+from claims import l6_chain_rule_product as L6
 from claims.cell_under_test import CellUnderTest
 from claims.violation import ClaimViolation
 from strategies import step_problems
+from strategies.long_range_sequences import sequence_problems
 
 _JAC = step_problems(max_hidden=6)
 CHECKS = {
@@ -26,6 +28,8 @@ CHECKS = {
     "L3": [(L3.check, _JAC)],
     "L4": [(L4.check_cell_bias_gradients, step_problems())],
     "L5": [(L5.check_bound, _JAC)],
+    # The unrolled cell's autograd dc_T/dc_0 against the closed-form total derivative (and the note's product).
+    "L6": [(L6.check, sequence_problems(max_steps=10, max_hidden=4, max_batch=2))],
 }
 
 
