@@ -21,7 +21,6 @@ error of the exact Jacobian, so two of them differ by at most the sum of their b
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
