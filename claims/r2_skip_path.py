@@ -29,7 +29,8 @@ from claims.registry import Claim, register
 from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
 from claims.violation import ClaimViolation, assert_within, where
 from reference import symbolic_long_range
-from reference.residual import block_branch, branch_jacobian, ordered_matrix_product, residual_block
+from reference.jacobian_chain import ordered_product_chain
+from reference.residual import block_branch, branch_jacobian, residual_block
 
 CLAIM = register(Claim(
     id="R2",
@@ -109,9 +110,9 @@ def check(stack, device, dtype, *, autograd_depth: int = 8) -> dict:
     eye = torch.eye(n, dtype=torch.float64)
     eps = torch.linalg.matrix_norm(A, ord=2)  # (L, B)
     eps_up = eps + 2 * svd_bound(eps, n)
-    P = ordered_matrix_product(list(eye + A))
-    P_abs = ordered_matrix_product(list((eye + A).abs()))
-    Q = ordered_matrix_product(list(A))
+    P = ordered_product_chain(eye + A)
+    P_abs = ordered_product_chain((eye + A).abs())
+    Q = ordered_product_chain(A)
     figures = {"worst_error_over_allowed": worst, "depth": L, "max_eps": eps.max().item()}
     ratios_low, ratios_up, plain, smin_all = [], [], [], []
     for b in range(B):
@@ -138,7 +139,7 @@ def check(stack, device, dtype, *, autograd_depth: int = 8) -> dict:
                                        f"{upper_prod:.10g}, exp(Σ||A_l||) - 1 = {upper_exp:.10g}: not in this order")
         q = torch.linalg.matrix_norm(Q[b], ord=2).item()
         q_bound = math.exp(torch.log(eps_up[:, b]).sum().item()) if (eps_up[:, b] > 0).all() else 0.0
-        q_err = frobenius(product_bound(ordered_matrix_product(list(A[:, b].abs())), L, n)).item() + svd_bound(q, n)
+        q_err = frobenius(product_bound(ordered_product_chain(A[:, b].abs()), L, n)).item() + svd_bound(q, n)
         if q - q_err > q_bound * (1 + gamma(2 * L + 2, torch.float64)):
             raise ClaimViolation("R2", f"{ctx}, example {b}: the plain stack's ||Π A_l|| = {q:.10g} exceeds "
                                        f"Π||A_l|| = {q_bound:.10g}")

@@ -25,7 +25,7 @@ from claims.long_range_tolerances import U64, frobenius, product_bound, rnn_back
 from claims.registry import Claim, register
 from claims.tolerances import gamma
 from claims.violation import ClaimViolation, assert_within, where
-from reference.residual import ordered_matrix_product
+from reference.jacobian_chain import ordered_product_chain
 from reference.vanilla_rnn import dtanh, preactivation, spectral_norm, step_jacobians
 
 CLAIM = register(Claim(
@@ -63,8 +63,8 @@ def check(problem, device, dtype) -> dict:
                           why="one-step backward bounds accumulated through |J_t|ᵀ (claims/long_range_tolerances.py)")
     # The inequalities, per example, on the float64 factors of copy 0 (the trajectory of example b).
     Jb, zb = J[:, ::n], z[:, ::n]  # (T, B, n, n), (T, B, n)
-    P = ordered_matrix_product(list(Jb))
-    P_abs = ordered_matrix_product(list(Jb.abs()))
+    P = ordered_product_chain(Jb)
+    P_abs = ordered_product_chain(Jb.abs())
     w = spectral_norm(p.params.weight_hh).item()
     step_norms = spectral_norm(Jb)  # (T, B)
     d_max = dtanh(zb).amax(dim=(0, 2))  # (B,)

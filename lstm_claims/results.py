@@ -16,7 +16,6 @@ The plugin adds each test's outcome. The verdict of a claim:
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -110,8 +109,3 @@ class ClaimLog:
         r = self[claim_id]
         if r.counterexample is None:  # keep the first: it is the one a reproduce command replays
             r.counterexample, r.reproduce = counterexample, reproduce
-
-
-def write_json(path, payload: dict) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=False, default=str)

@@ -76,17 +76,6 @@ def stack_activations(blocks, x0: torch.Tensor, *, skips: bool = True) -> list[t
     return xs
 
 
-def stack_output(blocks, x0: torch.Tensor) -> torch.Tensor:
-    return stack_activations(blocks, x0)[-1]
-
-
-def ordered_matrix_product(As: list[torch.Tensor]) -> torch.Tensor:
-    """A_L ⋯ A_1 (latest on the left) of a list of (..., n, n)."""
-    P = As[0]
-    for A in As[1:]:
-        P = A @ P
-    return P
-
 
 def forget_free_step(params: LSTMParams, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """c_t = c_{t-1} + i_t ⊙ g_t: the cell-state step of the LSTM without a forget gate (1997)."""

@@ -12,7 +12,6 @@ No function here calls the code under test (torch.nn.RNN is only used for its in
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -141,11 +140,6 @@ def product_growth_rate(W_hh: torch.Tensor, a_x: torch.Tensor | None, steps: int
     rate_full = torch.exp(logs.mean(dim=0))
     jacobian_norms = torch.stack(jn, dim=1) if jn else W_hh.new_zeros(S, 0)
     return RateEstimate(rate, rate_full, jacobian_norms, max_dt)
-
-
-def log_growth_per_step(product_norm: float, T: int) -> float:
-    """log ||Π J|| / T, -inf for a zero product."""
-    return math.log(product_norm) / T if product_norm > 0 else -math.inf
 
 
 def log10_product_norms(params: RNNParams, xs: torch.Tensor, steps: tuple[int, ...]) -> torch.Tensor:
