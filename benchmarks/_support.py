@@ -35,8 +35,9 @@ def measure(benchmark, fn, *, key: str, group: str, device: str = "cpu", budget_
     timed = synchronized(fn, device)
     if benchmark.disabled:
         return benchmark.pedantic(timed, rounds=1)
+    timed()  # warm-up: first calls pay for lazy initialisation and fresh pages
     start = time.perf_counter()
-    timed()  # calibration call, also a warm-up
+    timed()  # calibration call: how many rounds fit in the budget
     once = max(time.perf_counter() - start, 1e-6)
     rounds = int(min(max_rounds, max(min_rounds, budget_s // once)))
     return benchmark.pedantic(timed, rounds=rounds, warmup_rounds=1, iterations=1)

@@ -46,14 +46,21 @@ class CellStateJacobian:
         return self.D + self.E
 
 
-def gate_path(params: LSTMParams, gates, c_prev: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """K_t = ∂c_t/∂h_{t-1} (c_{t-1} held fixed), and its three diagonal factors."""
+def gate_path(params: LSTMParams, gates, c_prev: torch.Tensor, *,
+              out: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """K_t = ∂c_t/∂h_{t-1} (c_{t-1} held fixed), and its three diagonal factors.
+
+    Any leading batch shape (..., n) works. K is built in place, one pass per gate (into
+    `out` when given, shape (..., n, n)), in the order f, i, g of the docstring's sum.
+    """
     factors = {
         "f": c_prev * dsigmoid(gates.a_f),
         "i": gates.g * dsigmoid(gates.a_i),
         "g": gates.i * dtanh(gates.a_g),
     }
-    K = sum(factors[k].unsqueeze(2) * params.hh_block(k).unsqueeze(0) for k in ("f", "i", "g"))
+    K = torch.mul(factors["f"].unsqueeze(-1), params.hh_block("f"), out=out)
+    for k in ("i", "g"):
+        K.addcmul_(factors[k].unsqueeze(-1), params.hh_block(k))
     return K, factors
 
 

@@ -32,7 +32,8 @@ from reference.cell_state_jacobians import gate_path
 from reference.lstm_step import Gates, LSTMParams, check_step_inputs, dsigmoid, dtanh
 
 __all__ = [
-    "Unrolled", "CellStateFactors", "unroll", "cell_state_factors", "state_transition_jacobians",
+    "Unrolled", "CellStateFactors", "unroll", "cell_state_factors", "cell_state_product",
+    "state_transition_jacobians",
     "ordered_product", "ordered_product_chain", "ordered_product_tree", "full_state_jacobian",
     "log_forget_products",
 ]
@@ -113,30 +114,44 @@ def unroll(params: LSTMParams, xs: torch.Tensor, h0: torch.Tensor, c0: torch.Ten
 def _unroll(params: LSTMParams, xs, h0, c0) -> Unrolled:
     T, B, m = xs.shape
     n = params.hidden_size
-    a_x = (xs.reshape(T * B, m) @ params.weight_ih.T + params.bias_ih + params.bias_hh).reshape(T, B, 4 * n)
+    # The input half of every step's pre-activations at once; step t adds W_hh h_{t-1} in place.
+    A = (xs.reshape(T * B, m) @ params.weight_ih.T + params.bias_ih + params.bias_hh).reshape(T, B, 4 * n)
+    S, H, C = torch.empty_like(A), xs.new_empty(T, B, n), xs.new_empty(T, B, n)
+    G, tanh_C = torch.empty_like(H), torch.empty_like(C)
+    # Per-step views made once (unbind), and every result written into its slot (out=): the
+    # loop is T x 7 small kernels, and at n = 64 their dispatch, not arithmetic, is the cost.
+    a_t, s_t, g_t, h_t, c_t, tc_t = (X.unbind(0) for X in (A, S, G, H, C, tanh_C))
+    a_g_t = A[..., 2 * n:3 * n].unbind(0)
+    i_t, f_t, o_t = (S[..., k * n:(k + 1) * n].unbind(0) for k in (0, 1, 3))
     w_hh_t = params.weight_hh.T
     h, c = h0, c0
-    a_all, hs, cs = [], [], []
     for t in range(T):
-        a = torch.addmm(a_x[t], h, w_hh_t)
-        s = torch.sigmoid(a)
-        i, f, o = s[:, :n], s[:, n:2 * n], s[:, 3 * n:]
-        g = torch.tanh(a[:, 2 * n:3 * n])
-        c = torch.addcmul(f * c, i, g)
-        h = o * torch.tanh(c)
-        a_all.append(a)
-        hs.append(h)
-        cs.append(c)
-    a_i, a_f, a_g, a_o = torch.stack(a_all).chunk(4, dim=2)
-    return Unrolled(a_i, a_f, a_g, a_o, torch.stack(hs), torch.stack(cs), h0, c0)
+        a_t[t].addmm_(h, w_hh_t)  # a_t = W_ih x_t + b + W_hh h_{t-1}
+        torch.sigmoid(a_t[t], out=s_t[t])  # i, f, o (the g slot is computed and unused)
+        torch.tanh(a_g_t[t], out=g_t[t])
+        c = torch.mul(f_t[t], c, out=c_t[t]).addcmul_(i_t[t], g_t[t])  # c_t = f ⊙ c_{t-1} + i ⊙ g
+        h = torch.mul(o_t[t], torch.tanh(c, out=tc_t[t]), out=h_t[t])  # h_t = o ⊙ tanh(c_t)
+    a_i, a_f, a_g, a_o = A.chunk(4, dim=2)
+    return Unrolled(a_i, a_f, a_g, a_o, H, C, h0, c0)
+
+
+def _write_indirect_terms(out: torch.Tensor, params: LSTMParams, run: Unrolled, steps: slice) -> torch.Tensor:
+    """E_t = K_t M_{t-1} for t in `steps` (0-based; steps.start >= 1), written into out (T', B, n, n).
+
+    K_t from cell_state_jacobians.gate_path, built in place; M_{t-1} = diag(o_{t-1} ⊙
+    tanh'(c_{t-1})) scales K_t's columns.
+    """
+    prev = slice(steps.start - 1, steps.stop - 1)
+    gates = Gates(*(t[steps] for t in (run.a_i, run.a_f, run.a_g, run.a_o)))
+    gate_path(params, gates, run.c[prev], out=out)
+    return out.mul_((torch.sigmoid(run.a_o[prev]) * dtanh(run.c[prev])).unsqueeze(-2))
 
 
 def _gate_path_all(params: LSTMParams, run: Unrolled, steps: slice) -> torch.Tensor:
     """K_t = ∂c_t/∂h_{t-1} for the given steps, via cell_state_jacobians.gate_path."""
-    gates = Gates(*(t[steps].flatten(0, 1) for t in (run.a_i, run.a_f, run.a_g, run.a_o)))
-    c_prev = run.c_prev[steps]
-    K, _ = gate_path(params, gates, c_prev.flatten(0, 1))
-    return K.unflatten(0, c_prev.shape[:2])
+    gates = Gates(*(t[steps] for t in (run.a_i, run.a_f, run.a_g, run.a_o)))
+    K, _ = gate_path(params, gates, run.c_prev[steps])
+    return K
 
 
 def _factors(params: LSTMParams, run: Unrolled) -> CellStateFactors:
@@ -145,10 +160,7 @@ def _factors(params: LSTMParams, run: Unrolled) -> CellStateFactors:
     E = run.c.new_empty(T, B, n, n)
     E[0] = 0  # h_0 is held fixed: no indirect path at t = 1
     if T > 1:
-        K = _gate_path_all(params, run, slice(1, T))  # K_2..K_T
-        # M_{t-1} = diag(o_{t-1} ⊙ tanh'(c_{t-1})), t = 2..T; K M scales K's columns.
-        M = torch.sigmoid(run.a_o[:-1]) * dtanh(run.c[:-1])
-        torch.mul(K, M.unsqueeze(-2), out=E[1:])
+        _write_indirect_terms(E[1:], params, run, slice(1, T))
     J = E.clone()
     J.diagonal(dim1=-2, dim2=-1).add_(f)  # J_t = D_t + E_t
     return CellStateFactors(f=f, E=E, J=J)
@@ -165,6 +177,34 @@ def cell_state_factors(params: LSTMParams, xs: torch.Tensor, h0: torch.Tensor, c
     """
     params, xs, h0, c0 = _prepare(params, xs, h0, c0, dtype)
     return _factors(params, _unroll(params, xs, h0, c0))
+
+
+def cell_state_product(params: LSTMParams, xs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, *,
+                       dtype: torch.dtype | None = torch.float64, chunk: int = 32) -> torch.Tensor:
+    """The note's ∂c_T/∂c_0 = J_T ⋯ J_1 (B, n, n), without keeping all T factors.
+
+    The same product as `ordered_product(cell_state_factors(...).J)`, rounded in a different
+    order: the factors are built `chunk` steps at a time into one reused buffer, each chunk
+    is multiplied out by `ordered_product_tree` (batched matmuls), and the chunk products
+    are chained in time order. Memory is O(chunk n^2) instead of O(T n^2), which at T = 100,
+    n = 64 also keeps the working set in cache. J_1 = diag(f_1) (h_0 fixed) is applied as a
+    column scaling. The true total derivative only when W_ho = 0 (L6; `full_state_jacobian`).
+    """
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    params, xs, h0, c0 = _prepare(params, xs, h0, c0, dtype)
+    run = _unroll(params, xs, h0, c0)
+    T, B, n = run.c.shape
+    f = torch.sigmoid(run.a_f)
+    P = torch.diag_embed(f[0])  # J_1
+    buffer = run.c.new_empty(min(chunk, T - 1), B, n, n) if T > 1 else None
+    for start in range(1, T, chunk):
+        stop = min(T, start + chunk)
+        J = _write_indirect_terms(buffer[:stop - start], params, run, slice(start, stop))
+        J.diagonal(dim1=-2, dim2=-1).add_(f[start:stop])  # J_t = D_t + E_t
+        Q = ordered_product_tree(J)
+        P = Q * f[0].unsqueeze(-2) if start == 1 else Q @ P
+    return P
 
 
 def state_transition_jacobians(params: LSTMParams, xs: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, *,

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from reference.jacobian_chain import (
-    Unrolled, cell_state_factors, full_state_jacobian, log_forget_products, ordered_product,
+    Unrolled, cell_state_factors, cell_state_product, full_state_jacobian, log_forget_products, ordered_product,
     ordered_product_chain, ordered_product_tree, state_transition_jacobians, unroll,
 )
 from reference.lstm_step import LSTMParams, lstm_step
@@ -344,6 +344,31 @@ def test_note_product_is_exact_when_w_ho_is_zero(problem):
     assert_within(note, autograd_dcT_dc0(params, xs, h0, c0), err_J + err_S, "note's product vs autograd (W_ho = 0)")
     assert_within(note, full_state_jacobian(params, xs, h0, c0), err_J + err_S,
                   "note's product vs full-state Jacobian (W_ho = 0)")
+
+
+@settings(deadline=None)
+@given(problem=lstm_problems(max_T=9), chunk=st.integers(1, 10))
+def test_streamed_product_is_the_note_product(problem, chunk):
+    """cell_state_product builds the same factors chunk by chunk and only reorders the products.
+
+    Same factors (bit for bit: the same elementwise operations), multiplied in another order:
+    each order is within γ_{(T-1) n} Π|J_t| of the exact product (Higham §3.5), so the two
+    differ by at most twice that, plus T subnormal units for underflowing entries.
+    """
+    params, xs, h0, c0 = problem
+    J = cell_state_factors(params, xs, h0, c0).J
+    T, n = J.shape[0], J.shape[-1]
+    tol = 2 * gamma(max(T - 1, 1) * n) * ordered_product_chain(J.abs()) + T * TINY
+    streamed = cell_state_product(params, xs, h0, c0, chunk=chunk)
+    assert streamed.shape == J.shape[1:] and streamed.dtype == F64
+    assert_within(streamed, ordered_product(J), tol, f"streamed product (chunk {chunk}) vs tree product")
+
+
+def test_streamed_product_rejects_a_bad_chunk():
+    params, xs, h0, c0 = seeded_problem(3, 2, 2, 1, seed=0)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="chunk"):
+            cell_state_product(params, xs, h0, c0, chunk=bad)
 
 
 @settings(deadline=None)
