@@ -30,7 +30,7 @@ import torch
 
 from claims.plots import plot_spec, series
 from claims.registry import Claim, register
-from claims.through_unrolled_cell import c_jacobians, checked_gradients
+from claims.unrolled_cell import c_jacobians, checked_gradients, parameter_gradient
 from claims.tolerances import gamma
 from claims.violation import ClaimViolation, assert_bound, where
 from reference.cell_state_jacobians import spectral_norm
@@ -242,11 +242,4 @@ def check_search_example(cut, seq, device, dtype) -> dict:
 
 def exploding_parameter_gradient(cut, steps: int, device, dtype):
     """The cell (with .grad set on its four parameters) after backward of L = Σ c_T on the stored example."""
-    seq = fixed_point_example(steps)
-    cell = cut.with_params(seq.params, device, dtype)
-    h, c = (t.to(device=device, dtype=dtype) for t in (seq.h0, seq.c0))
-    xs = seq.xs.to(device=device, dtype=dtype)
-    for t in range(steps):
-        h, c = cut.step(cell, xs[t], h, c)
-    c.sum().backward()
-    return cell
+    return parameter_gradient(cut, fixed_point_example(steps), device, dtype)

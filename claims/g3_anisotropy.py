@@ -32,7 +32,7 @@ import torch
 
 from claims.plots import plot_spec, series
 from claims.registry import Claim, register
-from claims.through_unrolled_cell import c_jacobians
+from claims.unrolled_cell import c_jacobians, parameter_gradient
 from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
 from claims.violation import ClaimViolation, assert_bound, assert_within, where
 from reference.lstm_step import preactivations
@@ -125,17 +125,6 @@ def check_forget_conditioning(cut, seq, device, dtype, steps=STEPS) -> dict:
                                           series("Π_t f_t,hi / f_t,lo (lower bound)", Ts, low, style="--")],
                                          note=f"forget biases {seq.drawn.get('forget_biases')}")
     return figures
-
-
-def parameter_gradient(cut, seq, device, dtype):
-    """The cell with .grad on its four parameters: backward of L = Σ c_T through T unrolled steps."""
-    cell = cut.with_params(seq.params, device, dtype)
-    h, c = (t.to(device=device, dtype=dtype) for t in (seq.h0, seq.c0))
-    xs = seq.xs.to(device=device, dtype=dtype)
-    for t in range(seq.steps):
-        h, c = cut.step(cell, xs[t], h, c)
-    c.sum().backward()
-    return cell
 
 
 def _first_step(opt_cls, params, p0, grads, **kw):

@@ -44,7 +44,7 @@ from claims import through_cell
 from claims.l2_decomposition import jacobian_tolerance
 from claims.plots import finite_positive, plot_spec, series
 from claims.registry import Claim, register
-from claims.through_unrolled_cell import checked_gradients, run
+from claims.unrolled_cell import checked_gradients, run
 from claims.tolerances import forward_error, gamma, unit_roundoff, vjp_tolerance
 from claims.violation import ClaimViolation, assert_within, where
 from reference.cell_state_jacobians import cell_state_jacobian

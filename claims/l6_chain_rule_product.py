@@ -50,7 +50,7 @@ def check(cut, problem, device, dtype) -> dict:
     p = problem
     n, B, T = p.hidden_size, p.batch, p.steps
     ctx = f"{where(device, dtype)}, T={T} B={B} m={p.input_size} n={n}, W_ho {'= 0' if p.output_recurrence_is_zero else '!= 0'}"
-    run = unrolled_c_jacobian(cut, p.params, p.xs, p.h0, p.c0, device, dtype)
+    run = unrolled_c_jacobian(cut, p, device, dtype)
     inp = step_inputs(p.params, run.xs, run.hs, run.cs)
     S = state_jacobians_along(p.params, inp)
     true = true_backward(p.params, inp, run.seeds)

@@ -30,15 +30,16 @@ from claims.l2_decomposition import jacobian_tolerance
 from claims.long_range_tolerances import U64, frobenius, product_bound, svd_bound
 from claims.registry import Claim, register
 from claims.tolerances import gamma
-from claims.unrolled_cell import trajectory
+from claims.unrolled_cell import run as run_cell
 from claims.violation import ClaimViolation, assert_within, where
 from reference import symbolic_long_range
 from reference.cell_state_jacobians import cell_state_jacobian, spectral_norm
 from reference.jacobian_chain import cell_state_factors
 from reference.long_range import scaled_chain, step_inputs
 from reference.lstm_step import LSTMParams
+from reference.unrolled_backward import LSTMSequence
 from strategies.lstm_problems import StepProblem
-from strategies.long_range_sequences import SequenceProblem, float32_exact, seeded_uniform
+from strategies.long_range_sequences import float32_exact, seeded_uniform
 
 CLAIM = register(Claim(
     id="L7",
@@ -147,9 +148,9 @@ def premise_example(steps: int, *, w_exp: int = -4, shift: float = -3.0, n: int 
     b[n:2 * n] += shift
     params = LSTMParams(seeded_uniform((4 * n, m), w_exp, 2), seeded_uniform((4 * n, n), w_exp, 3), float32_exact(b),
                         seeded_uniform((4 * n,), -2, 4))
-    return SequenceProblem(params, seeded_uniform((steps, 1, m), 0, 5), seeded_uniform((1, n), -1, 6),
-                           seeded_uniform((1, n), 0, 7), {"construction": f"L7 premise: weights 2^{w_exp}, "
-                                                                          f"forget shift {shift}", "seeds": "1..7"})
+    return LSTMSequence(params, seeded_uniform((steps, 1, m), 0, 5), seeded_uniform((1, n), -1, 6),
+                        seeded_uniform((1, n), 0, 7), {"construction": f"L7 premise: weights 2^{w_exp}, "
+                                                                       f"forget shift {shift}", "seeds": "1..7"})
 
 
 def cell_factors(cut, problem, device, dtype):
@@ -163,7 +164,7 @@ def cell_factors(cut, problem, device, dtype):
     __tracebackhide__ = True
     p = problem
     T, B, n = p.steps, p.batch, p.hidden_size
-    hs, cs = trajectory(cut, p.params, p.xs, p.h0, p.c0, device, dtype)
+    hs, cs = run_cell(cut, p, device, dtype).states()
     inp = step_inputs(p.params, p.xs, hs, cs)
     flat = lambda t: t.flatten(0, 1)  # noqa: E731  (T, B, ...) -> (T B, ...)
     zeros = torch.zeros(T * B, n, dtype=torch.float64)

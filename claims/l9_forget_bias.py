@@ -27,7 +27,7 @@ import torch
 from claims.long_range_tolerances import U64, direct_term_error, frobenius, lstm_backward_bound
 from claims.registry import Claim, register
 from claims.tolerances import ACTIVATION_ULPS, forward_error, gamma
-from claims.unrolled_cell import forget_gates, trajectory, unrolled_c_jacobian
+from claims.unrolled_cell import forget_gates, run as run_cell, unrolled_c_jacobian
 from claims.violation import ClaimViolation, assert_within, where
 from reference import symbolic_long_range
 from reference.cell_state_jacobians import spectral_norm
@@ -35,7 +35,8 @@ from reference.forget_bias import chrono_forget_bias, default_lstm_params, jacob
 from reference.jacobian_chain import full_state_jacobian, state_transition_jacobians, unroll
 from reference.long_range import single_threaded, state_jacobians_along, step_inputs, true_backward
 from reference.lstm_step import LSTMParams, preactivations
-from strategies.long_range_sequences import SequenceProblem, float32_exact
+from reference.unrolled_backward import LSTMSequence
+from strategies.long_range_sequences import float32_exact
 
 CLAIM = register(Claim(
     id="L9",
@@ -90,7 +91,7 @@ def check_without_feedback(cut, problem, delta: float, device, dtype) -> dict:
                                    f"σ is strictly increasing")
     norms, tols = [], []
     for q in (p.params, p1):
-        run = unrolled_c_jacobian(cut, q, p.xs, p.h0, p.c0, device, dtype)
+        run = unrolled_c_jacobian(cut, p.with_params(q), device, dtype)
         inp = step_inputs(q, run.xs, run.hs, run.cs)
         S = state_jacobians_along(q, inp)
         ref = true_backward(q, inp, run.seeds)
@@ -152,7 +153,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     # The cell's gates along its own trajectories are σ(a^f) there (within their rounding bound).
     cell_f, states = [], []
     for q in (p.params, p1):
-        hs, _ = trajectory(cut, q, p.xs, p.h0, p.c0, device, dtype)
+        hs, _ = run_cell(cut, p.with_params(q), device, dtype).states()
         x, h = p.xs.flatten(0, 1), hs[:-1].flatten(0, 1)
         f_cell = forget_gates(cut, q, x, h, device, dtype)
         assert_within("L9", "the cell's forget gates along its trajectory vs σ(a^f)", f_cell,
@@ -195,7 +196,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     return figures
 
 
-def feedback_construction(delta_steps: int = 3) -> SequenceProblem:
+def feedback_construction(delta_steps: int = 3) -> LSTMSequence:
     """An LSTM (n = m = 1) whose second forget gate *decreases* when b_f grows, by construction.
 
     With W_hf = -4 and all other weights 0; b_i = 4, b_g = -2 (so i g ≈ -0.947), b_o = 4, b_f = 0;
@@ -210,8 +211,8 @@ def feedback_construction(delta_steps: int = 3) -> SequenceProblem:
     params = LSTMParams(weight_ih=z(4, 1, dtype=torch.float64), weight_hh=w_hh,
                         bias_ih=torch.tensor([4.0, 0.0, -2.0, 4.0], dtype=torch.float64),
                         bias_hh=z(4, dtype=torch.float64))
-    return SequenceProblem(params, z(delta_steps, 1, 1, dtype=torch.float64), z(1, 1, dtype=torch.float64),
-                           torch.full((1, 1), 2.0, dtype=torch.float64), {"construction": "L9 feedback: W_hf = -4"})
+    return LSTMSequence(params, z(delta_steps, 1, 1, dtype=torch.float64), z(1, 1, dtype=torch.float64),
+                        torch.full((1, 1), 2.0, dtype=torch.float64), {"construction": "L9 feedback: W_hf = -4"})
 
 
 # --- 3. the table at torch's default initialisation ----------------------------------------
@@ -297,7 +298,7 @@ def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0
     xs = float32_exact(table_inputs(seed, steps))
     n = p.hidden_size
     zeros = torch.zeros(1, n, dtype=torch.float64)
-    run = unrolled_c_jacobian(cut, p, xs, zeros, zeros, device, dtype)
+    run = unrolled_c_jacobian(cut, LSTMSequence(p, xs, zeros, zeros), device, dtype)
     inp = step_inputs(p, run.xs, run.hs, run.cs)
     S = state_jacobians_along(p, inp)
     ref = true_backward(p, inp, run.seeds)

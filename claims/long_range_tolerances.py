@@ -1,4 +1,4 @@
-"""Tolerances of the long-range claims (L6-L9, V1-V3, R1-R2), derived, never tuned.
+"""Tolerances of the long-range claims (L6-L9, G1-G4, V1-V3, R1-R2), derived, never tuned.
 
 Built on claims/tolerances.py (unit roundoff u, γ_k, the smallest subnormal η, and the
 one-step LSTM bounds forward_error / vjp_error / vjp_tolerance), with the same method:
@@ -6,13 +6,28 @@ worst-case rounding bounds in the style of Higham, *Accuracy and Stability of Nu
 Algorithms* (ch. 3), evaluated on magnitudes, for inputs exactly representable in the
 dtype. What is new here is how one-step errors *accumulate* along a chain:
 
-- a backward pass through T steps (`lstm_backward_bound`, `rnn_backward_bound`): if step t
-  maps cotangents by the exact linear map S_tᵀ and the computed step adds a local error
-  e_t, then the computed and exact cotangents differ by d_{t-1} with
+- a backward pass through T steps: if step t maps cotangents by the exact linear map S_tᵀ
+  and the computed step adds a local error e_t, then the computed and exact cotangents
+  differ by d_{t-1} with
       |d_{t-1}| <= |S_t|ᵀ |d_t| + |e_t|,
   and |e_t| is the one-step VJP bound evaluated at |v_t| + |d_t| >= |computed v_t| (every
   one-step bound is monotone in |v|). The recursion is run on the trajectory the code
-  under test computed, so no forward drift enters: each step is exact-input;
+  under test computed, so no forward drift enters: each step is exact-input. It is
+  evaluated in three variants, which bound different quantities:
+  * `lstm_backward_bound` (L6, L9): the rows of dc_T/dc_0 only (an exact seed e_k on c_T
+    and nothing added to it, h_0 and the inputs fixed), carried through |S_t| itself: these
+    claims form the 2n x 2n state Jacobians along the trajectory anyway, and |S_t|ᵀ d is
+    the tightest propagation the recursion allows;
+  * `unrolled_vjp_bound` (G1-G4): cotangents injected at any steps, and the gradients with
+    respect to every x_t and the four parameters too, which S_t (state to state) does not
+    map. It carries the error through reference.unrolled_backward.step_vjp_magnitudes, the
+    step's backward with every factor in absolute value: an upper bound on |J_t|ᵀ d for all
+    of the step's outputs, equal to |S_t|ᵀ d on the c part and larger on the h part (|Σ| <=
+    Σ|.|), so it cannot replace the first variant without loosening L6's and L9's bounds,
+    nor the first replace it. It also adds what only injection and parameter gradients
+    incur: the rounding of adding an injected cotangent to the arriving one, and autograd's
+    sum of T per-step parameter gradients;
+  * `rnn_backward_bound` (V1, V2): the same recursion for the vanilla RNN's step.
 - a product of T matrices computed in floating point (`product_bound`): Higham's Lemma 3.7,
   |fl(A_T ⋯ A_1) - A_T ⋯ A_1| <= γ_{(T-1)n} |A_T| ⋯ |A_1| (any order, any blocking);
 - a spectral norm by SVD (`svd_bound`): backward stable, |σ̂ - σ| <= 4 n u ||A|| (LAPACK's
@@ -28,6 +43,7 @@ import torch
 
 from claims.tolerances import ACTIVATION_ULPS, gamma, smallest_subnormal, unit_roundoff, vjp_error, vjp_tolerance
 from reference.lstm_step import LSTMParams
+from reference.unrolled_backward import LSTMSequence, UnrolledGrads, backward_steps, step_vjp_magnitudes
 
 U64 = 2.0 ** -53
 
@@ -49,7 +65,7 @@ def frobenius(A: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(A, ord="fro")
 
 
-# --- LSTM: backward through T steps (L6, L9) ----------------------------------------------
+# --- LSTM: backward through T steps (L6, L9 through |S_t|; G1-G4 through the step magnitudes) --
 
 def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Tensor, v_c: torch.Tensor,
                         dtype) -> torch.Tensor:
@@ -58,7 +74,8 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
     inp: reference.long_range.StepInputs of the trajectory; S: its state Jacobians (T, R, 2n, 2n);
     v_h, v_c: the reference backward's cotangents (T + 1, R, n). Each step's local error is
     claims.tolerances.vjp_tolerance (the cell's VJP bound in `dtype` plus the float64
-    reference's), so the bound covers both the cell's rounding and the reference's.
+    reference's), so the bound covers both the cell's rounding and the reference's. The
+    recursion of `unrolled_vjp_bound`, carried through |S_t| (module docstring: why both).
     """
     T, R, n = inp.c_prev.shape
     err_h = torch.zeros(R, n, dtype=torch.float64)
@@ -71,6 +88,54 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
         err_h = prop[:, 0, :n] + tol["h"]
         err_c = prop[:, 0, n:] + tol["c"]
     return err_c
+
+
+def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype) -> tuple[UnrolledGrads, UnrolledGrads]:
+    """(the closed-form gradients along the trajectory hs, cs; the allowed |cell - closed form|), float64.
+
+    The closed form is reference.unrolled_backward.unrolled_vjp (the same chain, `backward_steps`,
+    summed in the same order); the allowed difference is carried backwards step by step:
+
+        e_{t-1} = vjp_tolerance(step t, |v_t| + e_t)  +  |J_t|ᵀ e_t
+
+    — the rounding of step t's VJP (the cell's and the float64 reference's, claims/tolerances.py,
+    monotone in the cotangent's magnitude, so evaluating it at |v_t| + e_t covers the cotangent
+    the cell actually has), plus the error already in the cotangent carried through the step
+    (|J_t|ᵀ e_t <= step_vjp_magnitudes: see the module docstring for why not |S_t|ᵀ e_t here).
+    Gradients with respect to x_t and the parameters pick up the same two terms at their step;
+    the parameter gradients are then summed over T steps by autograd in the cell's dtype (any
+    order), which adds γ_T of the sum of the magnitudes, and by the reference in float64. A
+    cotangent injected at a step where one also arrives from later steps is added once more:
+    u |v| + η.
+    """
+    T = max(inject)
+    p = seq.params
+    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    zeros = torch.zeros_like(seq.h0)
+    e_h, e_c = zeros, zeros
+    ref_x, allowed_x = torch.zeros_like(seq.xs[:T]), torch.zeros_like(seq.xs[:T])
+    ref_p = {name: torch.zeros_like(t) for name, t in p.as_dict().items()}
+    allowed_p = {name: torch.zeros_like(t) for name, t in p.as_dict().items()}
+    magnitude_p = {name: torch.zeros_like(t) for name, t in p.as_dict().items()}
+    for step in backward_steps(seq, hs, cs, inject):
+        v_h, v_c, r = step.v_h, step.v_c, step.vjp
+        if step.injected:
+            # autograd adds the injected cotangent to the one arriving from step t+1: one rounding
+            e_h, e_c = e_h + u * (v_h.abs() + e_h) + eta, e_c + u * (v_c.abs() + e_c) + eta
+        tol = vjp_tolerance(p, step.x, step.h, step.c, v_h.abs() + e_h, v_c.abs() + e_c, dtype)
+        carried = step_vjp_magnitudes(p, step.x, step.h, step.c, e_h, e_c)
+        ref_x[step.t - 1], allowed_x[step.t - 1] = r.x, tol["x"] + carried["x"]
+        for name in allowed_p:
+            ref_p[name] += getattr(r, name)
+            allowed_p[name] += tol[name] + carried[name]
+            magnitude_p[name] += getattr(r, name).abs() + tol[name] + carried[name]
+        e_h, e_c = tol["h"] + carried["h"], tol["c"] + carried["c"]
+    # Autograd sums the T per-step parameter gradients in the cell's dtype (any order: γ_T),
+    # the reference in float64.
+    for name in allowed_p:
+        allowed_p[name] += (gamma(T, dtype) + gamma(T, torch.float64)) * magnitude_p[name] + T * eta
+    ref = UnrolledGrads(h0=r.h, c0=r.c, xs=ref_x, **ref_p)
+    return ref, UnrolledGrads(h0=e_h, c0=e_c, xs=allowed_x, **allowed_p)
 
 
 def _preactivation_magnitude(params: LSTMParams, x, h):
@@ -212,6 +277,6 @@ def lstm_gate_magnitudes(params: LSTMParams, x, h):
     return {g: A[:, k * n:(k + 1) * n] for k, g in enumerate("ifgo")}
 
 
-__all__ = ["product_bound", "svd_bound", "frobenius", "lstm_backward_bound", "note_product_bound",
-           "rnn_step_vjp_error", "rnn_backward_bound", "branch_jacobian_error", "lstm_gate_magnitudes",
+__all__ = ["product_bound", "svd_bound", "frobenius", "lstm_backward_bound", "unrolled_vjp_bound",
+           "note_product_bound", "rnn_step_vjp_error", "rnn_backward_bound", "branch_jacobian_error", "lstm_gate_magnitudes",
            "forget_gate_error", "direct_term_error"]

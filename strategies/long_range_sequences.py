@@ -3,7 +3,8 @@
 Two kinds of problem:
 
 - `sequence_problems`: parameters, an input sequence xs (T, B, m) and an initial state
-  (h_0, c_0), for unrolling a cell T steps (L6, L7, L9). Parameters, h_0 and c_0 are drawn
+  (h_0, c_0), for unrolling a cell T steps (L6, L7, L9): reference.unrolled_backward.LSTMSequence
+  values, the record the G-claims' strategies build too. Parameters, h_0 and c_0 are drawn
   element by element (so Hypothesis shrinks them); the inputs come from a drawn seed,
   since a long sequence drawn element by element would make every example slow.
 - `forget_gate_sequences`: the inputs (x_t, h_t) a cell sees at each of T steps, possibly
@@ -32,6 +33,7 @@ from hypothesis.extra.numpy import arrays
 
 from reference.lstm_step import LSTMParams
 from reference.sequence_shape import SequenceShape
+from reference.unrolled_backward import LSTMSequence
 
 # Forget-gate bias shifts, as in strategies.lstm_problems: 0 (neutral), 1 (the note's b_f = 1),
 # 3 and 8 (f near 1), 20 (f == 1 in float32), -3 (forgetting: Π f tiny over long spans).
@@ -74,46 +76,6 @@ def _check_shifts(forget_shifts):
     return tuple(float(s) for s in forget_shifts)
 
 
-def _tensor_repr(t: torch.Tensor, limit: int = 64) -> str:
-    if t.numel() <= limit:
-        return repr(t.numpy().tolist())
-    return f"<{tuple(t.shape)} tensor, from the seed>"
-
-
-@dataclass(frozen=True)
-class SequenceProblem(SequenceShape):
-    """An LSTM unrolled over xs (T, B, m) from (h0, c0) (B, n)."""
-
-    params: LSTMParams
-    xs: torch.Tensor
-    h0: torch.Tensor
-    c0: torch.Tensor
-    drawn: dict = field(default_factory=dict, compare=False)  # sizes, exponents, shift, seed
-
-
-    @property
-    def output_recurrence_is_zero(self) -> bool:
-        """W_ho = 0: o_t does not read h_{t-1} (L6's condition)."""
-        return bool((self.params.hh_block("o") == 0).all())
-
-    def as_json(self) -> dict:
-        """Everything needed to rebuild the problem, JSON-able (for a recorded counterexample)."""
-        out = {"T": self.steps, "B": self.batch, "m": self.input_size, "n": self.hidden_size,
-               "drawn": dict(self.drawn)}
-        out.update({k: v.tolist() for k, v in self.params.as_dict().items()})
-        out.update(h0=self.h0.tolist(), c0=self.c0.tolist())
-        out["xs"] = self.xs.tolist() if self.xs.numel() <= 4096 else \
-            f"seeded_uniform({tuple(self.xs.shape)}, {self.drawn.get('input_exp')}, {self.drawn.get('seed')})"
-        return out
-
-    def __repr__(self) -> str:
-        parts = [f"T={self.steps}, B={self.batch}, m={self.input_size}, n={self.hidden_size}, drawn={self.drawn}"]
-        for name, t in [*self.params.as_dict().items(), ("h0", self.h0), ("c0", self.c0)]:
-            parts.append(f"{name}={t.numpy().tolist()!r}")
-        parts.append(f"xs={_tensor_repr(self.xs)}")
-        return "SequenceProblem(" + ", ".join(parts) + ")"
-
-
 @st.composite
 def _sequence_problems(draw, min_steps, max_steps, min_hidden, max_hidden, max_input, max_batch, weight_exps,
                        cell_exps, forget_shifts, output_recurrence, recurrent):
@@ -145,7 +107,7 @@ def _sequence_problems(draw, min_steps, max_steps, min_hidden, max_hidden, max_i
     xs = seeded_uniform((T, batch, m), x_exp, seed)
     drawn = {"weight_exp": w_exp, "bias_exp": b_exp, "forget_shift": shift, "input_exp": x_exp, "cell_exp": c_exp,
              "W_ho_zero": bool(zero_w_ho), "W_hh_zero": not recurrent, "seed": seed}
-    return SequenceProblem(params, xs, h0, c0, drawn)
+    return LSTMSequence(params, xs, h0, c0, drawn)
 
 
 def sequence_problems(*, min_steps: int = 1, max_steps: int = 12, min_hidden: int = 1, max_hidden: int = 4,

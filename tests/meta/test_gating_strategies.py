@@ -12,7 +12,7 @@ from claims import g1_exploding as G1
 from claims import g3_anisotropy as G3
 from claims import g4_sequential as G4
 from claims.cell_under_test import CellUnderTest
-from claims.through_unrolled_cell import reference_with_tolerance
+from claims.long_range_tolerances import unrolled_vjp_bound
 from claims.violation import ClaimViolation
 from reference.exploding_construction import fixed_point_example, log_cell_jacobian_norms, nonnegative_row_sums
 from reference.jacobian_chain import cell_state_factors, full_state_jacobian, unroll
@@ -197,8 +197,8 @@ def test_unrolled_vjp_equals_autograd_of_the_reference_loop(seq, data):
     inject = {T: (v(), v()), t_inj: (v(), v())} if t_inj != T else {T: (v(), v())}
     want, hs, cs = _autograd_unrolled(seq, inject)
     got = unrolled_vjp(seq, hs, cs, inject).as_dict()
-    # Both float64: allowed difference = the carried bound of the reference with itself (claims.through_unrolled_cell).
-    _, allowed = reference_with_tolerance(seq, hs, cs, inject, torch.float64)
+    # Both float64: allowed difference = the carried bound of the reference with itself.
+    _, allowed = unrolled_vjp_bound(seq, hs, cs, inject, torch.float64)
     for name, a in allowed.as_dict().items():
         w = want[name][: got[name].shape[0]] if name == "xs" else want[name]
         assert bool(((got[name] - w).abs() <= a).all()), name
