@@ -8,6 +8,9 @@
   contain underflowing products on purpose, so this choice can matter on CPUs where
   subnormal arithmetic is slow.
 * Threads: torch's intra-op thread count is recorded (not changed).
+* TF32: the kit's pytest plugin switches TF32 off for every session, this one included, so
+  CUDA float32 matmuls and cuDNN RNNs are timed in IEEE float32 (what the accuracy figures
+  assume), not in torch's TF32 default for cuDNN; both flags are recorded with each benchmark.
 """
 from __future__ import annotations
 
@@ -51,5 +54,7 @@ def _benchmark_settings(request):
     if "benchmark" in request.fixturenames:
         bench = request.getfixturevalue("benchmark")
         bench.extra_info.update(flush_denormal=False, torch_threads=torch.get_num_threads(),
-                                torch=torch.__version__)
+                                torch=torch.__version__,
+                                tf32_cuda_matmul=torch.backends.cuda.matmul.allow_tf32,
+                                tf32_cudnn=torch.backends.cudnn.allow_tf32)
     yield

@@ -138,12 +138,13 @@ def check_clip(parameters, max_norm: float, device, dtype) -> dict:
     dN64 = gamma(numel + 2, torch.float64) * N  # exact_norm's own rounding
     assert_bound("G2", "|torch's total norm - exact norm|", abs(total - N), dN + dN64, context=ctx,
                  why="γ_(numel+k+3) N + underflow of the squares, plus the float64 reference's γ_(N+2)")
-    # c = fl(max_norm / fl(N + 1e-6)), clamped to 1: with d = N + 1e-6 the computed denominator is
-    # d(1 + φ), φ <= (ΔN + u 1e-6)/d + u; two more roundings (max_norm to dtype, the division):
-    # relative error of c at most (1 + u)² / (1 - φ) - 1; clamping at 1 does not increase it.
+    # c = max_norm / fl(N + 1e-6), clamped to 1: with d = N + 1e-6 the computed denominator is
+    # d(1 + φ), φ <= (ΔN + u 1e-6)/d + u; torch evaluates the quotient as
+    # fl(fl(1 / denominator) · fl(max_norm)) (Tensor.__rtruediv__ is reciprocal() * other), three
+    # roundings: relative error of c at most (1 + u)³ / (1 - φ) - 1; clamping at 1 does not increase it.
     d = N + TORCH_EPS
     phi = (dN + dN64 + u * TORCH_EPS) / d + u
-    rho_c = (1 + u) ** 2 / (1 - phi) - 1
+    rho_c = (1 + u) ** 3 / (1 - phi) - 1
     c = min(1.0, max_norm / d)
     expected = [c * b for b in before]
     # One more rounding of g·c per element, and η/2 when it lands below the normal range.

@@ -155,7 +155,7 @@ def check_scan(cut, seq, device, dtype, *, block=None) -> dict:
     if T >= 1000:  # the long run: the error and its bound along t (about 100 points)
         idx = sorted(set(torch.logspace(0, math.log10(T), 100).round().long().clamp(1, T).tolist()))
         at = lambda v: [float(v[t - 1].max()) for t in idx]  # noqa: E731
-        figures[f"plot_G4_scan_error_{str(dtype)[6:]}"] = plot_spec(
+        figures[f"plot_G4_scan_error_{torch.device(device).type}_{str(dtype)[6:]}"] = plot_spec(
             f"G4: |scan - cell loop| against t ({where(device, dtype)}, W_hh = 0)", "t", "max over units",
             [series("|scan - loop|", idx, finite_positive(at(diff)), style="-"),
              series("allowed (derived)", idx, at(e_loop + e_scan), style="--")], logx=True, logy=True)

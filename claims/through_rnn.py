@@ -5,6 +5,10 @@ module here is torch.nn.RNN itself (one cached module per (m, n, device, dtype),
 written in under no_grad), on the device and dtype under test; results come back float64 on
 the CPU. As in claims/unrolled_cell.py Jacobians are batched: each example repeated n
 times, copy k seeded with e_k, one backward pass for all rows.
+
+On CUDA the module runs with cuDNN disabled: V1-V3 are claims about the vanilla RNN's
+mathematics, checked against rounding bounds derived from the documented accuracy of
+torch's own (ATen) kernels; cuDNN's RNN kernels document no such accuracy.
 """
 from __future__ import annotations
 
@@ -37,10 +41,15 @@ def rows_of(B: int, n: int) -> torch.Tensor:
     return torch.eye(n, dtype=torch.float64).repeat(B, 1)
 
 
+def _aten_kernels():
+    """torch.nn.RNN through ATen's kernels, not cuDNN's (a no-op on the CPU)."""
+    return torch.backends.cudnn.flags(enabled=False)
+
+
 def trajectory(params: RNNParams, xs, h0, device, dtype) -> torch.Tensor:
     """h_0..h_T of torch.nn.RNN over xs (T, B, m), (T + 1, B, n) float64."""
     rnn = rnn_with_params(params, device, dtype)
-    with torch.no_grad():
+    with torch.no_grad(), _aten_kernels():
         out, _ = rnn(xs.to(device=device, dtype=dtype), h0.unsqueeze(0).to(device=device, dtype=dtype))
     return torch.cat([h0.unsqueeze(0), _cpu(out)])
 
@@ -51,8 +60,9 @@ def step_jacobians(params: RNNParams, x, h_prev, device, dtype) -> torch.Tensor:
     rnn = rnn_with_params(params, device, dtype)
     x_r = x.repeat_interleave(n, dim=0).to(device=device, dtype=dtype)
     h_r = h_prev.repeat_interleave(n, dim=0).to(device=device, dtype=dtype).requires_grad_(True)
-    out, _ = rnn(x_r.unsqueeze(0), h_r.unsqueeze(0))
-    (g,) = torch.autograd.grad(out[0], h_r, rows_of(N, n).to(device=device, dtype=dtype))
+    with _aten_kernels():
+        out, _ = rnn(x_r.unsqueeze(0), h_r.unsqueeze(0))
+        (g,) = torch.autograd.grad(out[0], h_r, rows_of(N, n).to(device=device, dtype=dtype))
     return _cpu(g).view(N, n, n)
 
 
@@ -67,6 +77,7 @@ def unrolled_jacobian(params: RNNParams, xs, h0, device, dtype) -> tuple[torch.T
     rnn = rnn_with_params(params, device, dtype)
     xs_r = xs.repeat_interleave(n, dim=1).to(device=device, dtype=dtype)
     h0_r = h0.repeat_interleave(n, dim=0).to(device=device, dtype=dtype).requires_grad_(True)
-    out, _ = rnn(xs_r, h0_r.unsqueeze(0))
-    (g,) = torch.autograd.grad(out[-1], h0_r, rows_of(B, n).to(device=device, dtype=dtype))
+    with _aten_kernels():
+        out, _ = rnn(xs_r, h0_r.unsqueeze(0))
+        (g,) = torch.autograd.grad(out[-1], h0_r, rows_of(B, n).to(device=device, dtype=dtype))
     return _cpu(g).view(B, n, n), torch.cat([_cpu(h0_r).unsqueeze(0), _cpu(out)])

@@ -25,8 +25,8 @@ RESCALE_EVERY = 8
 
 def default_lstm_params(n: int, m: int, seed: int, dtype=torch.float64) -> LSTMParams:
     """torch.nn.LSTMCell(m, n)'s default initialisation under torch.manual_seed(seed) (global RNG untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # restores the CPU generator; CUDA's is never touched
+        torch.default_generator.manual_seed(seed)
         cell = torch.nn.LSTMCell(m, n)
     return LSTMParams(*(getattr(cell, k).detach().to(dtype) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
 

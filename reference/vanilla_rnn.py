@@ -82,8 +82,8 @@ def spectral_norm(A: torch.Tensor) -> torch.Tensor:
 
 def default_rnn_params(n: int, m: int, seed: int, dtype=torch.float64) -> RNNParams:
     """torch.nn.RNN(m, n)'s default initialisation (uniform ±1/√n) under torch.manual_seed(seed)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # restores the CPU generator; CUDA's is never touched
+        torch.default_generator.manual_seed(seed)
         rnn = torch.nn.RNN(m, n, nonlinearity="tanh")
     return RNNParams(*(getattr(rnn, f"{k}_l0").detach().to(dtype) for k in ("weight_ih", "weight_hh", "bias_ih",
                                                                               "bias_hh")))

@@ -1,5 +1,6 @@
 """V1-V3: the vanilla (tanh) RNN, on torch.nn.RNN, against the closed forms and SymPy; V3 measured."""
 import pytest
+import torch
 from hypothesis import given, target
 
 from claims import v1_vanilla_jacobian as V1
@@ -35,7 +36,9 @@ def test_V2_product_bounded_by_beta_pow_T(claim_log, device, dtype, problem):
 def test_V3_norm_and_rate_measured(claim_log, device):
     table = V3.measure(device)
     summary = V3.check(table)
-    claim_log.figures("V3", table=table, verdict_line=V3.verdict_line(summary), plot_norm_and_rate_vs_n=V3.plot(table),
+    on = torch.device(device).type  # one table, line and plot per device: a CUDA run must not overwrite the CPU's
+    claim_log.figures("V3", **{f"table_{on}": table, f"verdict_line_{on}": V3.verdict_line(summary),
+                               f"plot_norm_and_rate_vs_n_{on}": V3.plot(table)},
                       **{k: v for k, v in summary.items() if isinstance(v, (int, float))})
     cx = V3.counterexample(table, summary)
     if cx:
