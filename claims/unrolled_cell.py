@@ -188,11 +188,19 @@ def unrolled_c_jacobian(cut: CellUnderTest, seq: LSTMSequence, device, dtype) ->
 
 
 def parameter_gradient(cut: CellUnderTest, seq: LSTMSequence, device, dtype):
-    """The cell, in `dtype` on `device`, with .grad on its four parameters: backward of L = Σ c_T through T steps."""
+    """The cell, in `dtype` on `device`, with .grad on its parameters: backward of L = Σ c_T through T steps.
+
+    A parameter the cell's graph does not reach gets a zero gradient (as in `run`), not None:
+    a cell that ignores bias_hh reaches G2's and G3's checks with that (wrong) gradient
+    instead of crashing them with an AttributeError.
+    """
     cell = cut.with_params(seq.params, device, dtype)
     h, c = (t.to(device=device, dtype=dtype) for t in (seq.h0, seq.c0))
     _, cs = unroll(cut, cell, seq.xs.to(device=device, dtype=dtype), h, c)
     cs[-1].sum().backward()
+    for p in cell.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
     return cell
 
 
