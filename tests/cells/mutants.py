@@ -158,24 +158,29 @@ class Mutant:
     name: str
     spec: str  # --lstm-impl
     shows: str  # the regime in which the bug is visible
-    must_fail: tuple  # claim IDs whose checks must fail on this cell (L6 differentiates the unrolled cell:
-    #                   it sees every bug but the clipping one, whose large states its sequences do not reach)
+    must_fail: tuple  # claim IDs whose checks must fail on this cell, each established by running the in-process
+    #                   checks (tests/meta/claim_runner.py); tests/meta/test_cell_catalogue.py says what each
+    #                   claim over sequences (L6-L9, G1-G4) misses and why
 
 
 _M = "tests.cells.mutants:"
+_ALL_SEQ = ("L6", "L7", "L8", "L9", "G1", "G3", "G4")  # every claim over sequences but G2 (which checks clipping only)
 MUTANTS = (
-    Mutant("gate order i,f,o,g", _M + "GateOrderIFOG", "forward, any size", ("L0", "L6")),
-    Mutant("missing input gate", _M + "NoInputGate", "forward, any size", ("L0", "L6")),
-    Mutant("detached cell state", _M + "DetachedCellState", "backward only", ("L0", "L1", "L6")),
-    Mutant("peephole", _M + "Peephole", "forward; gates read c", ("L0", "L1", "L6")),
-    Mutant("gradients cut through the gates", _M + "GatesCutFromH", "backward only", ("L0", "L2", "L6")),
-    Mutant("bias_hh ignored", _M + "BiasHHIgnored", "forward, any size", ("L0", "L6")),
-    Mutant("constant forget bias added", _M + "ForgetBiasAdded", "forward, any size", ("L0", "L6")),
-    Mutant("hard-sigmoid gates", _M + "HardSigmoidGates", "forward, any size", ("L0", "L6")),
-    Mutant("transposed state layout", _M + "TransposedStateLayout", "batch > 1 and n > 1 only", ("L0", "L6")),
-    Mutant("last unit frozen at odd widths", _M + "OddWidthLastUnitFrozen", "odd widths only", ("L0", "L6")),
-    Mutant("cell state clipped to ±8", _M + "CellStateClipped", "large cell states only", ("L0",)),
-    Mutant("float32 internals", _M + "Float32Internals", "float64 only (precision)", ("L0", "L6")),
-    Mutant("tanh'(c) = 1 - c² in backward", _M + "WrongTanhPrimeInBackward", "backward only", ("L0", "L6")),
-    Mutant("forget gate dropped in backward", _M + "ForgetGateDroppedInBackward", "backward only", ("L0", "L1", "L6")),
+    Mutant("gate order i,f,o,g", _M + "GateOrderIFOG", "forward, any size", ("L0", "L6", "L7", "L9", "G1", "G3", "G4")),
+    Mutant("missing input gate", _M + "NoInputGate", "forward, any size", ("L0", "L6", "L7", "L9", "G1", "G3", "G4")),
+    Mutant("detached cell state", _M + "DetachedCellState", "backward only", ("L0", "L1", *_ALL_SEQ)),
+    Mutant("peephole", _M + "Peephole", "forward; gates read c", ("L0", "L1", "L6", "L7", "L8", "L9", "G3", "G4")),
+    Mutant("gradients cut through the gates", _M + "GatesCutFromH", "backward only",
+           ("L0", "L2", "L6", "L7", "L9", "G1", "G3", "G4")),
+    Mutant("bias_hh ignored", _M + "BiasHHIgnored", "forward, any size", ("L0", "L6", "L7", "L8", "L9", "G1", "G4")),
+    Mutant("constant forget bias added", _M + "ForgetBiasAdded", "forward, any size", ("L0", *_ALL_SEQ)),
+    Mutant("hard-sigmoid gates", _M + "HardSigmoidGates", "forward, any size", ("L0", *_ALL_SEQ)),
+    Mutant("transposed state layout", _M + "TransposedStateLayout", "batch > 1 and n > 1 only", ("L0", *_ALL_SEQ)),
+    Mutant("last unit frozen at odd widths", _M + "OddWidthLastUnitFrozen", "odd widths only", ("L0", *_ALL_SEQ)),
+    Mutant("cell state clipped to ±8", _M + "CellStateClipped", "large cell states only", ("L0", "G4")),
+    Mutant("float32 internals", _M + "Float32Internals", "float64 only (precision)", ("L0", *_ALL_SEQ)),
+    Mutant("tanh'(c) = 1 - c² in backward", _M + "WrongTanhPrimeInBackward", "backward only",
+           ("L0", "L6", "L9", "G3", "G4")),
+    Mutant("forget gate dropped in backward", _M + "ForgetGateDroppedInBackward", "backward only",
+           ("L0", "L1", *_ALL_SEQ)),
 )

@@ -1,6 +1,32 @@
-"""Power of the kit: every mutant in the catalogue is caught by the claims it must break (and by
-L6, whose unrolled Jacobian differentiates every part of the cell over several steps), and every
-correct cell passes L0-L6 under random seeds."""
+"""Power of the kit: every mutant in the catalogue is caught by the claims it must break, and every
+correct cell passes every in-process check (L0-L9, G1-G4: tests/meta/claim_runner.py) under random seeds.
+
+Each `must_fail` entry of tests/cells/mutants.py was established by running the checks, not by
+reasoning: the mutant raises that claim's ClaimViolation (not another exception) within 100
+examples, derandomized, and did so in 5 runs of 100 under fresh seeds as well. What the claims
+over sequences do *not* catch, and why:
+
+- L6 (the unrolled dc_T/dc_0): the ±8 clipping; its sequences' states stay below 8.
+- L7 (the cell's one-step factors J_t = dc_t/dc_(t-1) through h = o ⊙ tanh(c), along its
+  trajectory): tanh'(c) = 1 - c² in the backward, because L7 differentiates c_t only and the
+  wrong factor multiplies h_t's cotangent; the clipping (states below 8 again).
+- L8 (the forget gates, read as ∂c_t/∂c_(t-1) at h fixed and c = 0): the gate-order and
+  missing-input-gate bugs (f is still the second block and right), gradients cut through h
+  (h is held fixed), the clipping (c = 0), tanh'(c) (no cotangent on h).
+- L9: catches every mutant but the clipping one, and that one only where a drawn state grows
+  past 8 (3 of 5 random runs of 100 examples): too rare to require.
+- G1 (the stored example and the fixed-point family, whose state is exactly h = c = 0): the
+  peephole (its terms c σ'(a^f) w_f and g σ'(a^i) w_i vanish at c = 0, g = 0), the clipping,
+  and tanh'(c) (1 - c² = 1 - tanh²(c) at c = 0).
+- G2: no mutant. It checks torch.nn.utils.clip_grad_norm_ on whatever gradient the cell
+  produced (G1's dL/dθ); clipping a wrong gradient correctly is still correct clipping. It is
+  in CHECKS so that correct cells are shown to pass it.
+- G3: bias_hh ignored (its sequences have bias_hh = 0, the forget biases sit in bias_ih, and
+  the Adam/SGD check measures the optimizer on the cell's own gradient without checking that
+  gradient), and the clipping (its states stay far below 8).
+- G4: catches every mutant (the clipping one through the one-step not-affine check, whose
+  step problems reach cell states up to 2^6).
+"""
 import pytest
 import torch
 
