@@ -141,6 +141,36 @@ class Float32Internals(_GatesCell):
         return (o * torch.tanh(c_next)).to(dt), c_next.to(dt)
 
 
+class SaturatedGatesRoundedOff(_GatesCell):
+    """A 'fast path' that returns exactly 0 or 1 for gates with |a| > 15 (σ(15) = 1 - 3.1e-7):
+    visible only where the strategies reach saturated gates; in float32 the error is 5 ulps of 1."""
+
+    def split(self, a):
+        ai, af, ag, ao = a.chunk(4, 1)
+
+        def sig(z):
+            return torch.where(z > 15, torch.ones_like(z), torch.where(z < -15, torch.zeros_like(z), torch.sigmoid(z)))
+        return sig(ai), sig(af), torch.tanh(ag), sig(ao)
+
+
+class CellGradientClamped(_GatesCell):
+    """A 'safety' hook clamps the gradient arriving at c_t to [-1, 1]: the forward is exact, and the
+    backward is right wherever |dL/dc_t| <= 1, so only cotangents that exceed 1 show it."""
+
+    def combine(self, i, f, g, o, c):
+        c_next = super().combine(i, f, g, o, c)
+        if c_next.requires_grad:
+            c_next.register_hook(lambda grad: grad.clamp(-1.0, 1.0))
+        return c_next
+
+
+class ForgetAppliedAfterInput(_GatesCell):
+    """c_t = f ⊙ (c_{t-1} + i ⊙ g): the forget gate also scales the new candidate (a misread equation)."""
+
+    def combine(self, i, f, g, o, c):
+        return f * (c + i * g)
+
+
 class WrongTanhPrimeInBackward(HandWrittenBackwardCell):
     """Hand-written backward uses tanh'(c) = 1 - c² instead of 1 - tanh(c)²: only the backward is wrong."""
 
@@ -179,6 +209,12 @@ MUTANTS = (
     Mutant("last unit frozen at odd widths", _M + "OddWidthLastUnitFrozen", "odd widths only", ("L0", *_ALL_SEQ)),
     Mutant("cell state clipped to ±8", _M + "CellStateClipped", "large cell states only", ("L0", "G4")),
     Mutant("float32 internals", _M + "Float32Internals", "float64 only (precision)", ("L0", *_ALL_SEQ)),
+    Mutant("saturated gates rounded to 0 or 1", _M + "SaturatedGatesRoundedOff", "saturated gates only (|a| > 15)",
+           ("L0", "L1", "L2", "L7", "L8", "G4")),
+    Mutant("gradient at c_t clamped to ±1", _M + "CellGradientClamped", "backward, cotangents above 1 only",
+           ("L0", "L6", "G1")),
+    Mutant("forget gate applied after the input", _M + "ForgetAppliedAfterInput", "forward, any size",
+           ("L0", "L2", "L4", "L5", "L6", "L7", "L9", "G1", "G3", "G4")),
     Mutant("tanh'(c) = 1 - c² in backward", _M + "WrongTanhPrimeInBackward", "backward only",
            ("L0", "L6", "L9", "G3", "G4")),
     Mutant("forget gate dropped in backward", _M + "ForgetGateDroppedInBackward", "backward only",

@@ -25,7 +25,17 @@ over sequences do *not* catch, and why:
   the Adam/SGD check measures the optimizer on the cell's own gradient without checking that
   gradient), and the clipping (its states stay far below 8).
 - G4: catches every mutant (the clipping one through the one-step not-affine check, whose
-  step problems reach cell states up to 2^6).
+  step problems reach cell states up to 2^6) but the gradient clamp, which it catches only
+  in some runs.
+
+The three mutants added last (saturated gates rounded off, the gradient clamp at c_t, the
+forget gate applied after the input) were measured the same way: 100 derandomized examples,
+and 3 runs of 100 under fresh seeds. Left out of their must_fail because not every run caught
+them: L6 and L9 on the rounded-off gates (2 and 3 of 3 random runs, the derandomized run
+misses L9), G4 on the gradient clamp (1 of 3), and G3 on the gradient clamp (3 of 3 random
+runs, but the derandomized examples drawn under pytest, where the kit's plugin turns off
+Hypothesis's harvesting of source constants, miss it). The gradient clamp passes L1, L2, L7 and L8 by
+construction: their cotangents are unit vectors or one-step seeds, which never exceed 1.
 """
 import pytest
 import torch
@@ -68,3 +78,10 @@ def test_float32_internals_pass_in_float32():
     """The float32-internals mutant is a float64 precision bug only: float32 checks pass."""
     spec = next(m.spec for m in MUTANTS if m.name == "float32 internals")
     assert first_violation(spec, "L0", dtypes=(torch.float32,), max_examples=40) is None
+
+
+def test_gradient_clamp_is_invisible_to_one_step_jacobians():
+    """The ±1 gradient clamp passes L2 (one-step Jacobians, seeded with unit vectors): catching it
+    needs cotangents above 1, which L0's drawn cotangents and the claims over sequences provide."""
+    spec = next(m.spec for m in MUTANTS if m.name == "gradient at c_t clamped to ±1")
+    assert first_violation(spec, "L2", max_examples=40) is None
