@@ -118,8 +118,26 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _from_the_callers_directory(args) -> None:
+    """Paths and --lstm-impl modules mean what they mean in the directory the command was run from.
+
+    The suite runs in a pytest subprocess started in the kit's root (for its configuration), so
+    relative paths are made absolute here, and the caller's directory goes first on the import
+    path of this process and the subprocess, as `python -m` would put it: `--lstm-impl
+    mycell:MyCell` finds mycell.py in the current directory.
+    """
+    args.out = args.out.resolve()
+    if getattr(args, "xfails_file", None):
+        args.xfails_file = str(Path(args.xfails_file).resolve())
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    os.environ["PYTHONPATH"] = os.pathsep.join([cwd, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    _from_the_callers_directory(args)
     return {"run": cmd_run, "bench": cmd_bench, "report": cmd_report}[args.command](args)
 
 

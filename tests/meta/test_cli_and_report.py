@@ -1,5 +1,6 @@
 """`lstm-claims run` exit statuses and report files; the report is generic and self-contained."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,21 @@ def test_run_on_a_buggy_cell_exits_1_and_the_report_says_which_claim(tmp_path):
     assert l0["verdict"] == "failed" and l0["failures"]
     assert "[L0]" in l0["failures"][0][1]
     assert l0["reproduce"].startswith("python -m pytest 'tests/claims/test_L0")
+
+
+def test_run_from_the_users_directory_finds_their_module_and_writes_a_relative_out(tmp_path):
+    """As the console script runs: `python -P` does not put the current directory on sys.path, and the
+    suite's pytest runs in the kit's root; `--lstm-impl my_cell:MyCell` and `--out rep` still mean
+    ./my_cell.py and ./rep."""
+    (tmp_path / "my_cell.py").write_text("import torch\n\n\nclass MyCell(torch.nn.LSTMCell):\n    pass\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-P", "-m", "lstm_claims.cli", "run", "--claims", "L1",
+                           "--lstm-impl", "my_cell:MyCell", "--out", "rep"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "rep" / "claims.json").read_text())
+    assert data["impl"] == "my_cell:MyCell" and data["claims"]["L1"]["verdict"] == "holds"
+    assert (tmp_path / "rep" / "index.html").exists() and not (ROOT / "rep").exists()
 
 
 @pytest.mark.parametrize("spec", ["tests.cells.broken:TransposedWeightIH", "no_colon_here"])
