@@ -278,3 +278,20 @@ def test_reference_cell_passes_the_G_checks():
     cut = CellUnderTest.load(REFERENCE)
     G1.check_cell_jacobian_growth(cut, fixed_point_example(16), "cpu", torch.float32, steps=(8, 16))
     G4.check_scan(cut, random_sequence(1, steps=50, hidden_feedback=False), "cpu", torch.float32)
+
+
+@pytest.mark.parametrize("dtype, g, max_norm", [
+    # Found by the thorough profile: c = max_norm / N = 3.7e-40 is subnormal in float32, so torch's
+    # c carries an absolute error up to 2^-150 (a relative 2e-6), which the relative bound missed.
+    (torch.float32, 2.0 ** 64, 6.776195723374779e-21),
+    # 1 / N itself subnormal (N > 2^126), c normal.
+    (torch.float32, 1.2345678 * 2.0 ** 126, 1.0),
+    (torch.float64, 1.2345678 * 2.0 ** 1000, 2.0 ** -60),  # c = 2^-1060: subnormal in float64
+])
+def test_G2_clip_coefficient_below_the_normal_range(dtype, g, max_norm):
+    from claims import g2_clipping as G2
+    # One element: torch's norm of a single element is |g| itself, finite however large (with two,
+    # the sum of squares overflows and the case is G2's counterexample instead).
+    params = G2.parameters_with_grads([torch.tensor([g], dtype=torch.float64)], "cpu", dtype)
+    figures = G2.check_clip(params, max_norm, "cpu", dtype)
+    assert figures["worst_error_over_allowed"] <= 1 and figures["norm_after_over_max_norm"] <= 1
