@@ -19,7 +19,8 @@ talk about are all reachable (tests/meta/test_long_range_strategies.py shows it)
 - W_ho = 0 (the note's product is the true Jacobian, L6) or not; W_hh = 0 (no h feedback, L9);
 - forget gates near 1 (bias shift +8, +20), neutral (0, 1) and forgetting (-3: Π f tiny, L7);
 - weights from 2^-4 (gates unsaturated, indirect term small) to 2^2 (saturating, large
-  indirect term); cell states up to 2^3.
+  indirect term); initial cell states from 2^-2 to 2^5 (past a cell clip of 8, where tanh(c)
+  saturates).
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def _sequence_problems(draw, min_steps, max_steps, min_hidden, max_hidden, max_i
 
 def sequence_problems(*, min_steps: int = 1, max_steps: int = 12, min_hidden: int = 1, max_hidden: int = 4,
                       max_input: int = 3, max_batch: int = 2, weight_exps: tuple[int, int] = (-4, 2),
-                      cell_exps: tuple[int, int] = (-2, 3), forget_shifts: tuple[float, ...] = FORGET_SHIFTS,
+                      cell_exps: tuple[int, int] = (-2, 5), forget_shifts: tuple[float, ...] = FORGET_SHIFTS,
                       output_recurrence: str = "draw", recurrent: bool = True):
     """LSTM sequence problems spanning the regimes of L6-L9 (see the module docstring).
 

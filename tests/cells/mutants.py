@@ -207,7 +207,7 @@ MUTANTS = (
     Mutant("hard-sigmoid gates", _M + "HardSigmoidGates", "forward, any size", ("L0", *_ALL_SEQ)),
     Mutant("transposed state layout", _M + "TransposedStateLayout", "batch > 1 and n > 1 only", ("L0", *_ALL_SEQ)),
     Mutant("last unit frozen at odd widths", _M + "OddWidthLastUnitFrozen", "odd widths only", ("L0", *_ALL_SEQ)),
-    Mutant("cell state clipped to ±8", _M + "CellStateClipped", "large cell states only", ("L0", "G4")),
+    Mutant("cell state clipped to ±8", _M + "CellStateClipped", "large cell states only", ("L0", "L6", "L9", "G4")),
     Mutant("float32 internals", _M + "Float32Internals", "float64 only (precision)", ("L0", *_ALL_SEQ)),
     Mutant("saturated gates rounded to 0 or 1", _M + "SaturatedGatesRoundedOff", "saturated gates only (|a| > 15)",
            ("L0", "L1", "L2", "L7", "L8", "G4")),

@@ -65,6 +65,13 @@ def test_sequences_reach_forget_gates_near_one_and_tiny_products():
     assert torch.log(_forget(tiny)[0]).sum(0).max() < -50  # Π f < e^-50 in every coordinate (L7's regime)
 
 
+def test_sequences_reach_small_and_large_cell_states():
+    def cmax(p):
+        return max(p.c0.abs().max().item(), _forget(p)[1].c.abs().max().item())
+    assert cmax(reaches(sequence_problems(), lambda p: cmax(p) > 8)) > 8  # past TF's cell_clip=8 (a mutant)
+    assert cmax(reaches(sequence_problems(), lambda p: cmax(p) < 0.5)) < 0.5
+
+
 def test_sequences_reach_saturated_and_unsaturated_gates():
     def amax(p):
         run = _forget(p)[1]
