@@ -6,15 +6,17 @@ reasoning: the mutant raises that claim's ClaimViolation (not another exception)
 examples, derandomized, and did so in 5 runs of 100 under fresh seeds as well. What the claims
 over sequences do *not* catch, and why:
 
-- L6 (the unrolled dc_T/dc_0): the ±8 clipping; its sequences' states stay below 8.
+- L6 (the unrolled dc_T/dc_0): catches every mutant (the ±8 clipping since the sequences'
+  initial cell states reach 2^5) but, not reliably, the rounded-off saturated gates (below).
 - L7 (the cell's one-step factors J_t = dc_t/dc_(t-1) through h = o ⊙ tanh(c), along its
   trajectory): tanh'(c) = 1 - c² in the backward, because L7 differentiates c_t only and the
-  wrong factor multiplies h_t's cotangent; the clipping (states below 8 again).
+  wrong factor multiplies h_t's cotangent; the clipping, because L7 checks the bound
+  ||Π J_t - Π D_t|| <= Π(1 + ε_t) - 1 on the cell's own factors, which a clipped coordinate
+  (a zero row) still satisfies.
 - L8 (the forget gates, read as ∂c_t/∂c_(t-1) at h fixed and c = 0): the gate-order and
   missing-input-gate bugs (f is still the second block and right), gradients cut through h
   (h is held fixed), the clipping (c = 0), tanh'(c) (no cotangent on h).
-- L9: catches every mutant but the clipping one, and that one only where a drawn state grows
-  past 8 (3 of 5 random runs of 100 examples): too rare to require.
+- L9: catches every mutant (the clipping one since the initial cell states reach 2^5).
 - G1 (the stored example and the fixed-point family, whose state is exactly h = c = 0): the
   peephole (its terms c σ'(a^f) w_f and g σ'(a^i) w_i vanish at c = 0, g = 0), the clipping,
   and tanh'(c) (1 - c² = 1 - tanh²(c) at c = 0).
