@@ -57,7 +57,8 @@ def exact_norm(ts) -> float:
     if big == 0.0:
         return 0.0
     _, e = math.frexp(big)
-    return math.ldexp(torch.linalg.vector_norm(flat * 2.0 ** -e).item(), e)  # scaling by 2^-e is exact
+    # Scaling by 2^-e is exact (ldexp: 2^-e itself overflows a float when big is subnormal).
+    return math.ldexp(torch.linalg.vector_norm(torch.ldexp(flat, torch.tensor(-e, dtype=torch.int64))).item(), e)
 
 
 def _described(before, after) -> str:
@@ -172,8 +173,10 @@ def check_clip(parameters, max_norm: float, device, dtype) -> dict:
     if N > 0 and N_after > 0:
         _, e1 = math.frexp(N)
         _, e2 = math.frexp(N_after)
-        cos = float((flat_b * 2.0 ** -e1) @ (flat_a * 2.0 ** -e2)) / (
-            (N * 2.0 ** -e1) * (N_after * 2.0 ** -e2))
+        # Scaled by exact powers of two first (ldexp: 2^-e itself overflows for a subnormal norm).
+        scaled_b = torch.ldexp(flat_b, torch.tensor(-e1, dtype=torch.int64))
+        scaled_a = torch.ldexp(flat_a, torch.tensor(-e2, dtype=torch.int64))
+        cos = float(scaled_b @ scaled_a) / (math.ldexp(N, -e1) * math.ldexp(N_after, -e2))
     return {"norm_after_over_max_norm": tight, "worst_error_over_allowed": worst,
             "max_one_minus_cosine": 1.0 - cos,
             "shrunk_although_within_max_norm": float(N <= max_norm and c < 1.0)}

@@ -295,3 +295,12 @@ def test_G2_clip_coefficient_below_the_normal_range(dtype, g, max_norm):
     params = G2.parameters_with_grads([torch.tensor([g], dtype=torch.float64)], "cpu", dtype)
     figures = G2.check_clip(params, max_norm, "cpu", dtype)
     assert figures["worst_error_over_allowed"] <= 1 and figures["norm_after_over_max_norm"] <= 1
+
+
+def test_G2_gradient_with_a_subnormal_norm():
+    """Regression (thorough profile): a float64 gradient of norm 2.8e-309; the cosine's rescaling by
+    2^-e overflowed (e = -1024) before it was done with ldexp."""
+    from claims import g2_clipping as G2
+    params = G2.parameters_with_grads([torch.tensor([2.7813e-309], dtype=torch.float64)], "cpu", torch.float64)
+    figures = G2.check_clip(params, 0.5, "cpu", torch.float64)
+    assert figures["max_one_minus_cosine"] <= 1e-15 and figures["worst_error_over_allowed"] <= 1
