@@ -145,25 +145,31 @@ def check_clip(parameters, max_norm: float, device, dtype) -> dict:
     # roundings: relative error of c at most (1 + u)³ / (1 - φ) - 1; clamping at 1 does not increase it.
     d = N + TORCH_EPS
     phi = (dN + dN64 + u * TORCH_EPS) / d + u
-    rho_c = (1 + u) ** 3 / (1 - phi) - 1
+    # Written so that no u is lost: in float64, 1 + 2^-53 rounds to 1, and (1 + u)**3 - 1 would be 0.
+    rho_c = (3 * u + 3 * u * u + u ** 3 + phi) / (1 - phi)  # (1 + u)³ / (1 - φ) - 1
+    rho_el = rho_c + u + rho_c * u  # (1 + ρ_c)(1 + u) - 1: c's error and the rounding of g·c
     c = min(1.0, max_norm / d)
     # Below the normal range the relative bounds do not hold: a result there is off by up to η/2
     # absolutely. That happens to 1 / denominator when N > ~2^125 (float32), and to c itself when
     # max_norm / N < 2^-126 (a tiny max_norm against an exploded gradient). Counted where the exact
     # value is within a factor 2 of the normal range (the relative bound covers the rest).
     tiny = torch.finfo(dtype).tiny
-    c_abs = (max_norm * (1 + u) * eta / 2 if 1 / d < 2 * tiny else 0.0) + (eta / 2 if c < 2 * tiny else 0.0)
+    c_abs = (max_norm * (1 + 2 * u) * eta / 2 if 1 / d < 2 * tiny else 0.0) + (eta / 2 if c < 2 * tiny else 0.0)
     expected = [c * b for b in before]
     # One more rounding of g·c per element, and η/2 when it lands below the normal range.
-    allowed = [b.abs() * (c * ((1 + rho_c) * (1 + u) - 1) + c_abs * (1 + u)) + eta / 2 for b in before]
+    # The float64 reference c·g is itself rounded: N (dN64), N + 1e-6, the division and the product.
+    U64 = unit_roundoff(torch.float64)
+    ref_rel = (dN64 / d + 3 * U64) * (1 + 4 * U64)
+    allowed = [b.abs() * (c * (rho_el + ref_rel) + c_abs + c_abs * u) + eta / 2 for b in before]
     worst = 0.0
     for j, (a, e, al) in enumerate(zip(after, expected, allowed)):
         worst = max(worst, assert_within("G2", f"clipped gradient {j} vs c·g (c = {c:.6g})", a, e, al, context=ctx,
                                          why="one scalar c for all gradients: relative error of c from the norm's "
-                                             "bound, then one rounding per element"))
+                                             "bound, then one rounding per element; plus the float64 reference's "
+                                             "own rounding"))
     N_after = exact_norm(after)
     # c N <= max_norm exactly (c = max_norm/(N + 1e-6) < max_norm/N, or c = 1 iff N <= max_norm - 1e-6).
-    bound = (max_norm * (1 + rho_c) * (1 + u) + N * c_abs * (1 + u) + math.sqrt(numel) * eta / 2) * (
+    bound = (max_norm + max_norm * rho_el + N * c_abs * (1 + 2 * u) + math.sqrt(numel) * eta / 2) * (
         1 + gamma(numel + 2, torch.float64))
     tight = assert_bound("G2", "total norm after clipping", N_after, bound, context=ctx,
                          why="c N <= max_norm, plus c's relative error (and absolute, below the normal range), "

@@ -304,3 +304,12 @@ def test_G2_gradient_with_a_subnormal_norm():
     params = G2.parameters_with_grads([torch.tensor([2.7813e-309], dtype=torch.float64)], "cpu", torch.float64)
     figures = G2.check_clip(params, 0.5, "cpu", torch.float64)
     assert figures["max_one_minus_cosine"] <= 1e-15 and figures["worst_error_over_allowed"] <= 1
+
+
+def test_G2_bound_keeps_every_unit_roundoff_in_float64():
+    """Regression (thorough profile): in float64, 1 + 2^-53 rounds to 1, so (1 + u)**3 - 1 evaluated to
+    0 and c's allowance lost its three roundings; torch's c·g was then 3u off against 2u allowed."""
+    from claims import g2_clipping as G2
+    g = torch.tensor([0.0, 0.0, 2.0 ** -32] + [float.fromhex("0x1.5p-31")] * 8, dtype=torch.float64)
+    params = G2.parameters_with_grads([g], "cpu", torch.float64)
+    assert G2.check_clip(params, float.fromhex("0x1.11a5bap-21"), "cpu", torch.float64)["worst_error_over_allowed"] <= 1
