@@ -41,7 +41,7 @@ def test_gamma_and_roundoff():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(1e-30, 1.0, exclude_min=True), min_size=1, max_size=40))
+@given(st.lists(st.floats(1e-7, 1.0), min_size=1, max_size=40))  # products >= 1e-280: no underflow
 def test_exp_of_sum_error_bounds_a_product_taken_in_log_space(xs):
     """R2's Π ε_l is exp(Σ log ε_l) in float64; exp_of_sum_error bounds its relative error against
     the exact product (found by the thorough profile: 21 factors of ~1e-4, exponent -190, were
@@ -52,6 +52,4 @@ def test_exp_of_sum_error_bounds_a_product_taken_in_log_space(xs):
     logs = torch.log(torch.tensor(xs, dtype=torch.float64))
     computed = math.exp(logs.sum().item())
     exact = math.prod((Fraction(x) for x in xs), start=Fraction(1))
-    if exact < Fraction(2.0 ** -1000):  # below float64's comfortable range: the exp underflows honestly
-        return
     assert abs(Fraction(computed) - exact) <= Fraction(exp_of_sum_error(logs)) * exact
