@@ -29,7 +29,7 @@ from claims import through_cell
 from claims.l2_decomposition import jacobian_tolerance
 from claims.long_range_tolerances import U64, frobenius, product_bound, svd_bound
 from claims.registry import Claim, register
-from claims.tolerances import gamma
+from claims.tolerances import exp_of_sum_error, gamma
 from claims.unrolled_cell import run as run_cell
 from claims.violation import ClaimViolation, assert_within, where
 from reference import symbolic_long_range
@@ -75,7 +75,8 @@ def bound_check(J: torch.Tensor, f: torch.Tensor, *, context: str) -> dict:
         plus one rounding of their difference, in Frobenius norm (a bound on the 2-norm), plus the SVD;
       - ε_t = ||J_t - D_t|| by SVD: off by 4 n u ε_t, and the subtraction J_t - D_t by u |J_t,kk| <= u(d_t + ε_t);
         the bound is evaluated at ε_t lowered by that much (it is increasing in each ε_t), and its own
-        float64 evaluation (2T + 2 operations in log space) allowed γ_(2T+2) of Π(d_t + ε_t).
+        float64 evaluation (2T + 2 operations in log space) allowed γ_(2T+2) of Π(d_t + ε_t), plus the
+        error of the exponent Σ log(1 + ε_t/d_t) itself (claims.tolerances.exp_of_sum_error).
     """
     T, B, n, _ = J.shape
     eye = torch.eye(n, dtype=torch.float64)
@@ -95,9 +96,11 @@ def bound_check(J: torch.Tensor, f: torch.Tensor, *, context: str) -> dict:
         log_d = torch.log(d[:, b]).sum().item()
         # log(Π(d + ε) - Π d) = Σ log d + log(Π(1 + ε/d) - 1)
         x_low = torch.log1p(eps_low[:, b] / d[:, b]).sum().item()
-        x = torch.log1p(eps[:, b] / d[:, b]).sum().item()
+        logs = torch.log1p(eps[:, b] / d[:, b])
+        x = logs.sum().item()
         log_rhs = log_d + _log_expm1(x_low)
-        log_rhs_slack = math.log(gamma(2 * T + 2, torch.float64)) + log_d + x
+        # The evaluation's own rounding: 2T + 2 operations, and the exponent's error, which grows with x.
+        log_rhs_slack = math.log(gamma(2 * T + 2, torch.float64) + exp_of_sum_error(logs)) + log_d + x
         log_lhs = math.log(lhs_s) + log_scale if lhs_s > 0 else -math.inf
         log_slack = math.log(slack_s) + log_scale if slack_s > 0 else -math.inf
         allowed = torch.logsumexp(torch.tensor([log_rhs, log_rhs_slack, log_slack], dtype=torch.float64), 0).item()

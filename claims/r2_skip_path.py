@@ -26,7 +26,7 @@ from torch.func import jacrev, vmap
 
 from claims.long_range_tolerances import U64, branch_jacobian_error, frobenius, product_bound, svd_bound
 from claims.registry import Claim, register
-from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
+from claims.tolerances import exp_of_sum_error, gamma, smallest_subnormal, unit_roundoff
 from claims.violation import ClaimViolation, assert_within, where
 from reference import symbolic_long_range
 from reference.jacobian_chain import ordered_product_chain
@@ -57,18 +57,6 @@ def _vjp_error(block, x, v_abs, dtype) -> torch.Tensor:
     JF = branch_jacobian(block, x).abs()
     err = (v_abs.unsqueeze(1) @ (E + gamma(n + k + 2, dtype) * JF)).squeeze(1)
     return err + u * (v_abs + (v_abs.unsqueeze(1) @ JF).squeeze(1)) + (n + k + 3) * eta
-
-
-def exp_of_sum_error(logs: torch.Tensor) -> float:
-    """Relative error bound of exp(Σ logs) evaluated in float64, the logs themselves computed.
-
-    Each log (log, log1p) is within 1 ulp, 2u of its value, the sum of L of them within
-    γ_L Σ|log|: the exponent is off by at most Δ = (2u + γ_L) Σ|log|, which exp turns into a
-    relative e^Δ - 1, and exp's own ulp adds 2u. For a product of 21 factors of 1e-4 the
-    exponent is -190 and Δ ≈ 190 u: the bound grows with |Σ log|, not only with L.
-    """
-    delta = (2 * U64 + gamma(logs.numel(), torch.float64)) * logs.abs().sum().item()
-    return math.exp(delta) * (1 + 2 * U64) - 1
 
 
 def check(stack, device, dtype, *, autograd_depth: int = 8) -> dict:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 
 from reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
@@ -58,6 +60,20 @@ def gamma(k: int, dtype: torch.dtype) -> float:
     if k * u >= 1:
         raise ValueError(f"γ_{k} is undefined for {dtype} (k u >= 1)")
     return k * u / (1 - k * u)
+
+
+def exp_of_sum_error(logs: torch.Tensor) -> float:
+    """Relative error bound of exp(Σ logs) evaluated in float64, the logs themselves computed.
+
+    Each log (log, log1p) is within 1 ulp, 2u of its value, the sum of L of them within
+    γ_L Σ|log|: the exponent is off by at most Δ = (2u + γ_L) Σ|log|, which exp turns into a
+    relative e^Δ - 1, and exp's own ulp adds 2u. For a product of 21 factors of 1e-4 the
+    exponent is -190 and Δ ≈ 190 u: the bound grows with |Σ log|, not only with L. (Used by
+    L7 and R2, which compare such products.)
+    """
+    u = UNIT_ROUNDOFF[torch.float64]
+    delta = (2 * u + gamma(logs.numel(), torch.float64)) * logs.abs().sum().item()
+    return math.expm1(delta) * (1 + 2 * u) + 2 * u
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,10 @@ class Unrolled:
         """All steps' gates at once (fields (T, B, n))."""
         return Gates(self.a_i, self.a_f, self.a_g, self.a_o)
 
+    def gates_at(self, steps: slice) -> Gates:
+        """The gates of the given steps (fields (T', B, n))."""
+        return Gates(self.a_i[steps], self.a_f[steps], self.a_g[steps], self.a_o[steps])
+
     @property
     def c_prev(self) -> torch.Tensor:
         """c_0..c_{T-1}, (T, B, n)."""
@@ -142,15 +146,13 @@ def _write_indirect_terms(out: torch.Tensor, params: LSTMParams, run: Unrolled, 
     tanh'(c_{t-1})) scales K_t's columns.
     """
     prev = slice(steps.start - 1, steps.stop - 1)
-    gates = Gates(*(t[steps] for t in (run.a_i, run.a_f, run.a_g, run.a_o)))
-    gate_path(params, gates, run.c[prev], out=out)
+    gate_path(params, run.gates_at(steps), run.c[prev], out=out)
     return out.mul_((torch.sigmoid(run.a_o[prev]) * dtanh(run.c[prev])).unsqueeze(-2))
 
 
 def _gate_path_all(params: LSTMParams, run: Unrolled, steps: slice) -> torch.Tensor:
     """K_t = ∂c_t/∂h_{t-1} for the given steps, via cell_state_jacobians.gate_path."""
-    gates = Gates(*(t[steps] for t in (run.a_i, run.a_f, run.a_g, run.a_o)))
-    K, _ = gate_path(params, gates, run.c_prev[steps])
+    K, _ = gate_path(params, run.gates_at(steps), run.c_prev[steps])
     return K
 
 

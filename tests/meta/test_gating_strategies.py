@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from claims import g1_exploding as G1
+from claims import g2_clipping as G2
 from claims import g3_anisotropy as G3
 from claims import g4_sequential as G4
 from claims.cell_under_test import CellUnderTest
@@ -289,7 +290,6 @@ def test_reference_cell_passes_the_G_checks():
     (torch.float64, 1.2345678 * 2.0 ** 1000, 2.0 ** -60),  # c = 2^-1060: subnormal in float64
 ])
 def test_G2_clip_coefficient_below_the_normal_range(dtype, g, max_norm):
-    from claims import g2_clipping as G2
     # One element: torch's norm of a single element is |g| itself, finite however large (with two,
     # the sum of squares overflows and the case is G2's counterexample instead).
     params = G2.parameters_with_grads([torch.tensor([g], dtype=torch.float64)], "cpu", dtype)
@@ -300,7 +300,6 @@ def test_G2_clip_coefficient_below_the_normal_range(dtype, g, max_norm):
 def test_G2_gradient_with_a_subnormal_norm():
     """Regression (thorough profile): a float64 gradient of norm 2.8e-309; the cosine's rescaling by
     2^-e overflowed (e = -1024) before it was done with ldexp."""
-    from claims import g2_clipping as G2
     params = G2.parameters_with_grads([torch.tensor([2.7813e-309], dtype=torch.float64)], "cpu", torch.float64)
     figures = G2.check_clip(params, 0.5, "cpu", torch.float64)
     assert figures["max_one_minus_cosine"] <= 1e-15 and figures["worst_error_over_allowed"] <= 1
@@ -309,7 +308,6 @@ def test_G2_gradient_with_a_subnormal_norm():
 def test_G2_bound_keeps_every_unit_roundoff_in_float64():
     """Regression (thorough profile): in float64, 1 + 2^-53 rounds to 1, so (1 + u)**3 - 1 evaluated to
     0 and c's allowance lost its three roundings; torch's c·g was then 3u off against 2u allowed."""
-    from claims import g2_clipping as G2
     g = torch.tensor([0.0, 0.0, 2.0 ** -32] + [float.fromhex("0x1.5p-31")] * 8, dtype=torch.float64)
     params = G2.parameters_with_grads([g], "cpu", torch.float64)
     assert G2.check_clip(params, float.fromhex("0x1.11a5bap-21"), "cpu", torch.float64)["worst_error_over_allowed"] <= 1

@@ -48,7 +48,7 @@ def test_exp_of_sum_error_bounds_a_product_taken_in_log_space(xs):
     off by more than the γ_(2L+2) once assumed)."""
     from fractions import Fraction
 
-    from claims.r2_skip_path import exp_of_sum_error
+    from claims.tolerances import exp_of_sum_error
     logs = torch.log(torch.tensor(xs, dtype=torch.float64))
     computed = math.exp(logs.sum().item())
     exact = math.prod((Fraction(x) for x in xs), start=Fraction(1))
