@@ -24,9 +24,9 @@ import pytest
 import torch
 from torch.func import jacfwd, jacrev
 
-from benchmarks._support import measure
-from reference.jacobian_chain import cell_state_factors, cell_state_product, ordered_product
-from reference.lstm_step import LSTMParams, preactivations
+from lstm_claims.benchmarks._support import measure
+from lstm_claims.reference.jacobian_chain import cell_state_factors, cell_state_product, ordered_product
+from lstm_claims.reference.lstm_step import LSTMParams, preactivations
 
 T, N, B = 100, 64, 1
 DTYPE = torch.float64

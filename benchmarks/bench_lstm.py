@@ -19,8 +19,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks._support import DEVICES, measure
-from reference.lstm_step import LSTMParams, lstm_step, preactivations
+from lstm_claims.benchmarks._support import DEVICES, measure
+from lstm_claims.reference.lstm_step import LSTMParams, lstm_step, preactivations
 
 T = 100
 IMPLS = ["cell_loop", "reference_loop", "reference_loop_unchecked", "fused"]

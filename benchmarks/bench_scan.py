@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks._support import DEVICES, measure
-from reference.linear_scan import linear_recurrence_loop, linear_recurrence_scan
+from lstm_claims.benchmarks._support import DEVICES, measure
+from lstm_claims.reference.linear_scan import linear_recurrence_loop, linear_recurrence_scan
 
 T_VALUES = [16, 64, 256, 1024, 4096, 16384]  # 16-256: to bracket the crossover
 WIDTHS = [64, 512]

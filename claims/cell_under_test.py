@@ -15,9 +15,9 @@ from typing import Callable
 
 import torch
 
-from reference.lstm_step import LSTMParams
+from lstm_claims.reference.lstm_step import LSTMParams
 
-DEFAULT_IMPL = "reference.reference_cell:ReferenceLSTMCell"
+DEFAULT_IMPL = "lstm_claims.reference.reference_cell:ReferenceLSTMCell"
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 

@@ -28,15 +28,15 @@ import math
 
 import torch
 
-from claims.plots import plot_spec, series
-from claims.registry import Claim, register
-from claims.unrolled_cell import c_jacobians, checked_gradients, parameter_gradient
-from claims.tolerances import gamma
-from claims.violation import ClaimViolation, assert_bound, where
-from reference.cell_state_jacobians import spectral_norm
-from reference.exploding_construction import (CHAOTIC_INITIAL_STATES, chaotic_example, fixed_point_example,
+from lstm_claims.claims.plots import plot_spec, series
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.unrolled_cell import c_jacobians, checked_gradients, parameter_gradient
+from lstm_claims.claims.tolerances import gamma
+from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
+from lstm_claims.reference.cell_state_jacobians import spectral_norm
+from lstm_claims.reference.exploding_construction import (CHAOTIC_INITIAL_STATES, chaotic_example, fixed_point_example,
                                               log_cell_jacobian_norms, nonnegative_row_sums)
-from reference.jacobian_chain import cell_state_factors, ordered_product
+from lstm_claims.reference.jacobian_chain import cell_state_factors, ordered_product
 
 CLAIM = register(Claim(
     id="G1",

@@ -30,9 +30,9 @@ import math
 
 import torch
 
-from claims.registry import Claim, register
-from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
-from claims.violation import ClaimViolation, assert_bound, assert_within, where
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import gamma, smallest_subnormal, unit_roundoff
+from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
 
 CLAIM = register(Claim(
     id="G2",

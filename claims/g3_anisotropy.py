@@ -30,13 +30,13 @@ import math
 
 import torch
 
-from claims.plots import plot_spec, series
-from claims.registry import Claim, register
-from claims.unrolled_cell import c_jacobians, parameter_gradient
-from claims.tolerances import gamma, smallest_subnormal, unit_roundoff
-from claims.violation import ClaimViolation, assert_bound, assert_within, where
-from reference.lstm_step import preactivations
-from reference.unrolled_backward import previous_states
+from lstm_claims.claims.plots import plot_spec, series
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.unrolled_cell import c_jacobians, parameter_gradient
+from lstm_claims.claims.tolerances import gamma, smallest_subnormal, unit_roundoff
+from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
+from lstm_claims.reference.lstm_step import preactivations
+from lstm_claims.reference.unrolled_backward import previous_states
 
 CLAIM = register(Claim(
     id="G3",

@@ -40,16 +40,16 @@ import math
 
 import torch
 
-from claims import through_cell
-from claims.l2_decomposition import jacobian_tolerance
-from claims.plots import finite_positive, plot_spec, series
-from claims.registry import Claim, register
-from claims.unrolled_cell import checked_gradients, run
-from claims.tolerances import forward_error, gamma, unit_roundoff, vjp_tolerance
-from claims.violation import ClaimViolation, assert_within, where
-from reference.cell_state_jacobians import cell_state_jacobian
-from reference.linear_scan import default_block, linear_recurrence_loop, linear_recurrence_scan
-from reference.lstm_step import preactivations
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.l2_decomposition import jacobian_tolerance
+from lstm_claims.claims.plots import finite_positive, plot_spec, series
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.unrolled_cell import checked_gradients, run
+from lstm_claims.claims.tolerances import forward_error, gamma, unit_roundoff, vjp_tolerance
+from lstm_claims.claims.violation import ClaimViolation, assert_within, where
+from lstm_claims.reference.cell_state_jacobians import cell_state_jacobian
+from lstm_claims.reference.linear_scan import default_block, linear_recurrence_loop, linear_recurrence_scan
+from lstm_claims.reference.lstm_step import preactivations
 
 CLAIM = register(Claim(
     id="G4",

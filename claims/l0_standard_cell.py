@@ -7,11 +7,11 @@ Every other claim presupposes L0.
 """
 from __future__ import annotations
 
-from claims import through_cell
-from claims.registry import Claim, register
-from claims.tolerances import forward_tolerance, vjp_tolerance
-from claims.violation import assert_within, where
-from reference.lstm_step import lstm_step, lstm_step_vjp
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
+from lstm_claims.claims.violation import assert_within, where
+from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
 
 CLAIM = register(Claim(
     id="L0",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import torch
 
-from claims import through_cell
-from claims.registry import Claim, register
-from claims.tolerances import vjp_tolerance
-from claims.violation import ClaimViolation, assert_within, where
-from reference import symbolic
-from reference.lstm_step import preactivations
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import vjp_tolerance
+from lstm_claims.claims.violation import ClaimViolation, assert_within, where
+from lstm_claims.reference import symbolic
+from lstm_claims.reference.lstm_step import preactivations
 
 CLAIM = register(Claim(
     id="L1",

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from claims import through_cell
-from claims.registry import Claim, register
-from claims.tolerances import ACTIVATION_ULPS, gamma, unit_roundoff, vjp_tolerance
-from claims.violation import assert_within, where
-from reference import symbolic
-from reference.cell_state_jacobians import cell_state_jacobian
-from reference.lstm_step import lstm_step_vjp
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma, unit_roundoff, vjp_tolerance
+from lstm_claims.claims.violation import assert_within, where
+from lstm_claims.reference import symbolic
+from lstm_claims.reference.cell_state_jacobians import cell_state_jacobian
+from lstm_claims.reference.lstm_step import lstm_step_vjp
 
 CLAIM = register(Claim(
     id="L2",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from claims import through_cell
-from claims.l1_gates_blind_to_c import direct_term_tolerance
-from claims.registry import Claim, register
-from claims.violation import ClaimViolation, assert_bound, where
-from reference.cell_state_jacobians import spectral_norm
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.l1_gates_blind_to_c import direct_term_tolerance
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
+from lstm_claims.reference.cell_state_jacobians import spectral_norm
 
 CLAIM = register(Claim(
     id="L3",

@@ -12,11 +12,11 @@ import dataclasses
 
 import torch
 
-from claims import through_cell
-from claims.registry import Claim, register
-from claims.tolerances import unit_roundoff, vjp_tolerance
-from claims.violation import ClaimViolation, assert_bound, where
-from reference import symbolic
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import unit_roundoff, vjp_tolerance
+from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
+from lstm_claims.reference import symbolic
 
 CLAIM = register(Claim(
     id="L4",

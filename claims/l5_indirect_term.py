@@ -23,11 +23,11 @@ import math
 
 import torch
 
-from claims import through_cell
-from claims.l2_decomposition import jacobian_tolerance
-from claims.registry import Claim, register
-from claims.violation import assert_bound, where
-from reference.cell_state_jacobians import cell_state_jacobian, indirect_term_bounds, spectral_norm
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.l2_decomposition import jacobian_tolerance
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.violation import assert_bound, where
+from lstm_claims.reference.cell_state_jacobians import cell_state_jacobian, indirect_term_bounds, spectral_norm
 
 CLAIM = register(Claim(
     id="L5",

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import torch
 
-from claims.long_range_tolerances import frobenius, lstm_backward_bound, note_product_bound
-from claims.registry import Claim, register
-from claims.unrolled_cell import unrolled_c_jacobian
-from claims.violation import assert_within, where
-from reference import symbolic_long_range
-from reference.cell_state_jacobians import spectral_norm
-from reference.long_range import note_backward, state_jacobians_along, step_inputs, true_backward
+from lstm_claims.claims.long_range_tolerances import frobenius, lstm_backward_bound, note_product_bound
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.unrolled_cell import unrolled_c_jacobian
+from lstm_claims.claims.violation import assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.cell_state_jacobians import spectral_norm
+from lstm_claims.reference.long_range import note_backward, state_jacobians_along, step_inputs, true_backward
 
 CLAIM = register(Claim(
     id="L6",

@@ -25,21 +25,21 @@ import math
 
 import torch
 
-from claims import through_cell
-from claims.l2_decomposition import jacobian_tolerance
-from claims.long_range_tolerances import U64, frobenius, product_bound, svd_bound
-from claims.registry import Claim, register
-from claims.tolerances import exp_of_sum_error, gamma
-from claims.unrolled_cell import run as run_cell
-from claims.violation import ClaimViolation, assert_within, where
-from reference import symbolic_long_range
-from reference.cell_state_jacobians import cell_state_jacobian, spectral_norm
-from reference.jacobian_chain import cell_state_factors
-from reference.long_range import scaled_chain, step_inputs
-from reference.lstm_step import LSTMParams
-from reference.unrolled_backward import LSTMSequence
-from strategies.lstm_problems import StepProblem
-from strategies.long_range_sequences import float32_exact, seeded_uniform
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.l2_decomposition import jacobian_tolerance
+from lstm_claims.claims.long_range_tolerances import U64, frobenius, product_bound, svd_bound
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import exp_of_sum_error, gamma
+from lstm_claims.claims.unrolled_cell import run as run_cell
+from lstm_claims.claims.violation import ClaimViolation, assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.cell_state_jacobians import cell_state_jacobian, spectral_norm
+from lstm_claims.reference.jacobian_chain import cell_state_factors
+from lstm_claims.reference.long_range import scaled_chain, step_inputs
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.unrolled_backward import LSTMSequence
+from lstm_claims.strategies.lstm_problems import StepProblem
+from lstm_claims.strategies.long_range_sequences import float32_exact, seeded_uniform
 
 CLAIM = register(Claim(
     id="L7",

@@ -27,14 +27,14 @@ import math
 
 import torch
 
-from claims.registry import Claim, register
-from claims.long_range_tolerances import U64, direct_term_error
-from claims.tolerances import ACTIVATION_ULPS, gamma
-from claims.unrolled_cell import forget_gates
-from claims.violation import ClaimViolation, assert_bound, assert_within, where
-from reference import symbolic_long_range
-from reference.jacobian_chain import log_forget_products
-from reference.lstm_step import preactivations
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.long_range_tolerances import U64, direct_term_error
+from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma
+from lstm_claims.claims.unrolled_cell import forget_gates
+from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.jacobian_chain import log_forget_products
+from lstm_claims.reference.lstm_step import preactivations
 
 CLAIM = register(Claim(
     id="L8",

@@ -24,19 +24,19 @@ from functools import lru_cache
 
 import torch
 
-from claims.long_range_tolerances import U64, direct_term_error, frobenius, lstm_backward_bound
-from claims.registry import Claim, register
-from claims.tolerances import ACTIVATION_ULPS, forward_error, gamma
-from claims.unrolled_cell import forget_gates, run as run_cell, unrolled_c_jacobian
-from claims.violation import ClaimViolation, assert_within, where
-from reference import symbolic_long_range
-from reference.cell_state_jacobians import spectral_norm
-from reference.forget_bias import chrono_forget_bias, default_lstm_params, jacobian_norm_table, with_forget_bias
-from reference.jacobian_chain import full_state_jacobian, state_transition_jacobians, unroll
-from reference.long_range import single_threaded, state_jacobians_along, step_inputs, true_backward
-from reference.lstm_step import LSTMParams, preactivations
-from reference.unrolled_backward import LSTMSequence
-from strategies.long_range_sequences import float32_exact
+from lstm_claims.claims.long_range_tolerances import U64, direct_term_error, frobenius, lstm_backward_bound
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import ACTIVATION_ULPS, forward_error, gamma
+from lstm_claims.claims.unrolled_cell import forget_gates, run as run_cell, unrolled_c_jacobian
+from lstm_claims.claims.violation import ClaimViolation, assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.cell_state_jacobians import spectral_norm
+from lstm_claims.reference.forget_bias import chrono_forget_bias, default_lstm_params, jacobian_norm_table, with_forget_bias
+from lstm_claims.reference.jacobian_chain import full_state_jacobian, state_transition_jacobians, unroll
+from lstm_claims.reference.long_range import single_threaded, state_jacobians_along, step_inputs, true_backward
+from lstm_claims.reference.lstm_step import LSTMParams, preactivations
+from lstm_claims.reference.unrolled_backward import LSTMSequence
+from lstm_claims.strategies.long_range_sequences import float32_exact
 
 CLAIM = register(Claim(
     id="L9",
@@ -319,7 +319,7 @@ def vanilla_rnn_beside_table() -> dict:
     torch.nn.RNN(32, 32) default init under torch.manual_seed(seed), the same x_t as the LSTM
     table, h_0 = 0: the note's contrast, measured on the same footing.
     """
-    from reference.vanilla_rnn import default_rnn_params, log10_product_norms
+    from lstm_claims.reference.vanilla_rnn import default_rnn_params, log10_product_norms
 
     sz = TABLE_SIZES
     logs = []
@@ -333,7 +333,7 @@ def vanilla_rnn_beside_table() -> dict:
 
 def central_picture(table: dict) -> dict:
     """The note's central picture as a plot spec: ||dc_T/dc_0|| against T per forget bias, beside the vanilla RNN."""
-    from claims.plots import plot_spec, series
+    from lstm_claims.claims.plots import plot_spec, series
 
     steps = TABLE_SIZES["steps"]
     # log10 on a linear axis: the vanilla RNN's 10^-334 at T = 1000 is below float64's range.

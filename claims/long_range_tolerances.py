@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import torch
 
-from claims.tolerances import ACTIVATION_ULPS, gamma, smallest_subnormal, unit_roundoff, vjp_error, vjp_tolerance
-from reference.lstm_step import LSTMParams
-from reference.unrolled_backward import LSTMSequence, UnrolledGrads, backward_steps, step_vjp_magnitudes
+from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma, smallest_subnormal, unit_roundoff, vjp_error, vjp_tolerance
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.unrolled_backward import LSTMSequence, UnrolledGrads, backward_steps, step_vjp_magnitudes
 
 U64 = 2.0 ** -53
 

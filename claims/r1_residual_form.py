@@ -19,14 +19,14 @@ import dataclasses
 import torch
 from torch.func import jacrev, vmap
 
-from claims.l2_decomposition import jacobian_tolerance
-from claims.long_range_tolerances import branch_jacobian_error
-from claims.registry import Claim, register
-from claims.tolerances import smallest_subnormal, unit_roundoff
-from claims.violation import assert_within, where
-from reference import symbolic_long_range
-from reference.lstm_step import LSTMParams
-from reference.residual import block_branch, branch_jacobian, forget_free_jacobian, forget_free_step, residual_block
+from lstm_claims.claims.l2_decomposition import jacobian_tolerance
+from lstm_claims.claims.long_range_tolerances import branch_jacobian_error
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import smallest_subnormal, unit_roundoff
+from lstm_claims.claims.violation import assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.residual import block_branch, branch_jacobian, forget_free_jacobian, forget_free_step, residual_block
 
 CLAIM = register(Claim(
     id="R1",

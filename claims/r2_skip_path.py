@@ -24,13 +24,13 @@ import math
 import torch
 from torch.func import jacrev, vmap
 
-from claims.long_range_tolerances import U64, branch_jacobian_error, frobenius, product_bound, svd_bound
-from claims.registry import Claim, register
-from claims.tolerances import exp_of_sum_error, gamma, smallest_subnormal, unit_roundoff
-from claims.violation import ClaimViolation, assert_within, where
-from reference import symbolic_long_range
-from reference.jacobian_chain import ordered_product_chain
-from reference.residual import block_branch, branch_jacobian, residual_block
+from lstm_claims.claims.long_range_tolerances import U64, branch_jacobian_error, frobenius, product_bound, svd_bound
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import exp_of_sum_error, gamma, smallest_subnormal, unit_roundoff
+from lstm_claims.claims.violation import ClaimViolation, assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.jacobian_chain import ordered_product_chain
+from lstm_claims.reference.residual import block_branch, branch_jacobian, residual_block
 
 CLAIM = register(Claim(
     id="R2",

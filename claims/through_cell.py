@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from claims.cell_under_test import PARAM_NAMES, CellUnderTest
-from strategies.lstm_problems import StepProblem
+from lstm_claims.claims.cell_under_test import PARAM_NAMES, CellUnderTest
+from lstm_claims.strategies.lstm_problems import StepProblem
 
 
 def _leaf(t, device, dtype):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from reference.vanilla_rnn import RNNParams
+from lstm_claims.reference.vanilla_rnn import RNNParams
 
 _MODULES: dict = {}
 

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
+from lstm_claims.reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
 
 UNIT_ROUNDOFF = {torch.float64: 2.0 ** -53, torch.float32: 2.0 ** -24}
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 
 import torch
 
-from claims.cell_under_test import PARAM_NAMES, CellUnderTest
-from claims.long_range_tolerances import unrolled_vjp_bound
-from claims.violation import assert_within
-from reference.lstm_step import LSTMParams
-from reference.unrolled_backward import LSTMSequence, UnrolledGrads
+from lstm_claims.claims.cell_under_test import PARAM_NAMES, CellUnderTest
+from lstm_claims.claims.long_range_tolerances import unrolled_vjp_bound
+from lstm_claims.claims.violation import assert_within
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.unrolled_backward import LSTMSequence, UnrolledGrads
 
 
 @dataclass(frozen=True)

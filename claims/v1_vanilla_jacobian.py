@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from claims import through_rnn
-from claims.long_range_tolerances import rnn_step_vjp_error
-from claims.registry import Claim, register
-from claims.violation import assert_within, where
-from reference import symbolic_long_range
-from reference.vanilla_rnn import preactivation, step_jacobians
+from lstm_claims.claims import through_rnn
+from lstm_claims.claims.long_range_tolerances import rnn_step_vjp_error
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.violation import assert_within, where
+from lstm_claims.reference import symbolic_long_range
+from lstm_claims.reference.vanilla_rnn import preactivation, step_jacobians
 
 CLAIM = register(Claim(
     id="V1",

@@ -20,13 +20,13 @@ import math
 
 import torch
 
-from claims import through_rnn
-from claims.long_range_tolerances import U64, frobenius, product_bound, rnn_backward_bound, svd_bound
-from claims.registry import Claim, register
-from claims.tolerances import gamma
-from claims.violation import ClaimViolation, assert_within, where
-from reference.jacobian_chain import ordered_product_chain
-from reference.vanilla_rnn import dtanh, preactivation, spectral_norm, step_jacobians
+from lstm_claims.claims import through_rnn
+from lstm_claims.claims.long_range_tolerances import U64, frobenius, product_bound, rnn_backward_bound, svd_bound
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.tolerances import gamma
+from lstm_claims.claims.violation import ClaimViolation, assert_within, where
+from lstm_claims.reference.jacobian_chain import ordered_product_chain
+from lstm_claims.reference.vanilla_rnn import dtanh, preactivation, spectral_norm, step_jacobians
 
 CLAIM = register(Claim(
     id="V2",

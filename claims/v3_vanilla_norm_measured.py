@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import torch
 
-from claims.registry import Claim, register
-from claims.violation import ClaimViolation
-from reference.vanilla_rnn import default_rnn_params, product_growth_rate
+from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.violation import ClaimViolation
+from lstm_claims.reference.vanilla_rnn import default_rnn_params, product_growth_rate
 
 CLAIM = register(Claim(
     id="V3",
@@ -137,7 +137,7 @@ def verdict_line(summary: dict) -> str:
 
 def plot(table: dict) -> dict:
     """||W_hh|| and the per-step decay rates against n (medians over the seeds), beside the line 1."""
-    from claims.plots import plot_spec, series
+    from lstm_claims.claims.plots import plot_spec, series
 
     ns = [int(n) for n in table["rows"]]
     med = lambda key: [table["rows"][str(n)][key]["median"] for n in ns]  # noqa: E731

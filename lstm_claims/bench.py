@@ -22,8 +22,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = REPO_ROOT / "benchmarks"
+import lstm_claims.benchmarks as _benchmarks_package
+
+# The benchmark folder as installed (site-packages/lstm_claims/benchmarks) or in a checkout (benchmarks/).
+BENCH_DIR = Path(_benchmarks_package.__file__).resolve().parent
 
 # name -> (first, second, what it says). Keys are the `key` each benchmark records in extra_info.
 HEADLINE_RATIOS = {
@@ -66,20 +68,21 @@ def run_benchmarks(out_dir: Path, *, extra_pytest_args=(), smoke: bool = False,
     out_dir = Path(out_dir)
     bench_dir = Path(bench_dir) if bench_dir is not None else BENCH_DIR
     if not bench_dir.is_dir():
-        raise FileNotFoundError(f"benchmark folder {bench_dir} not found (run from a checkout of lstm-claims)")
+        raise FileNotFoundError(f"benchmark folder {bench_dir} not found (is lstm-claims installed completely?)")
     out_dir.mkdir(parents=True, exist_ok=True)
     raw_path, junit_path = out_dir / "pytest-benchmark.json", out_dir / "bench-junit.xml"
     for stale in (raw_path, junit_path):
         stale.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", str(bench_dir), "-p", "no:cacheprovider", "-q",
+    # The folder's own pytest.ini and rootdir: the caller's pytest configuration and conftest files
+    # (wherever the command is run from) play no part.
+    cmd = [sys.executable, "-m", "pytest", str(bench_dir), "-c", str(bench_dir / "pytest.ini"),
+           f"--rootdir={bench_dir}", "-p", "no:cacheprovider", "-q",
            f"--junitxml={junit_path}", "--benchmark-columns=median,iqr,stddev,rounds",
            "--benchmark-sort=name"]
     cmd += ["--benchmark-disable"] if smoke else [f"--benchmark-json={raw_path}"]
     cmd += list(extra_pytest_args)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(bench_dir.parent), *filter(None, [env.get("PYTHONPATH")])])
     load_before = _load_average()
-    rc = subprocess.run(cmd, cwd=bench_dir.parent, env=env).returncode
+    rc = subprocess.run(cmd, cwd=out_dir).returncode
     raw = json.loads(raw_path.read_text()) if raw_path.exists() else None
     summary = summarize(raw, junit_path if junit_path.exists() else None, smoke=smoke)
     summary.update(command=cmd, exit_code=rc)

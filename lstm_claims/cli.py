@@ -52,7 +52,7 @@ def _check_cell(spec: str | None, device: str) -> str | None:
     """One clear message if the cell cannot be loaded or breaks the contract, else None."""
     import torch
 
-    from claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
+    from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
 
     spec = spec or os.environ.get("CLAIMS_LSTM_IMPL") or DEFAULT_IMPL
     try:

@@ -15,8 +15,8 @@ import pytest
 import torch
 from hypothesis import settings
 
-from claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
-from claims.registry import CLAIM_IDS
+from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
+from lstm_claims.claims.registry import CLAIM_IDS
 from lstm_claims import __version__
 from lstm_claims.profiles import DEFAULT_PROFILE
 from lstm_claims.results import ClaimLog
@@ -252,7 +252,7 @@ def pytest_runtest_logfinish(nodeid, location):
         return
     st["remaining"][cid] -= 1
     if st["remaining"][cid] == 0:
-        from claims.registry import CLAIMS
+        from lstm_claims.claims.registry import CLAIMS
         r = st["log"][cid]
         claim = CLAIMS.get(cid)
         verdict = r.verdict(unconditional=bool(claim and claim.condition.startswith("always")))
@@ -269,7 +269,7 @@ _CONFIG: dict = {}
 
 def claims_payload(config) -> dict:
     """Everything the run learnt, per claim ID (the schema of the report's claims.json)."""
-    from claims.registry import CLAIMS
+    from lstm_claims.claims.registry import CLAIMS
     st = config.stash[_STATE]
     results = st["log"].results
     profile = settings._current_profile

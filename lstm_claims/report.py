@@ -13,7 +13,7 @@ import io
 import json
 from pathlib import Path
 
-from claims.plots import finite_positive, is_plot_spec
+from lstm_claims.claims.plots import finite_positive, is_plot_spec
 
 COLOURS = {"holds": "#1a7f37", "holds-under-condition": "#2f6f9f", "refuted": "#b35900", "failed": "#c62828",
            "not-run": "#777777"}
@@ -135,7 +135,7 @@ def _claims_html(data: dict) -> str:
 
 def _scan_plot(benchmarks: dict) -> dict | None:
     """Loop against scan median time over T, per width (the G4 benchmark), as a plot spec."""
-    from claims.plots import plot_spec, series
+    from lstm_claims.claims.plots import plot_spec, series
 
     lines = {}
     for key, b in benchmarks.items():

@@ -87,7 +87,7 @@ class ClaimLog:
 
     def points(self, claim_id: str, key: str, label: str, xs, ys, *, title: str, xlabel: str, ylabel: str,
                logx: bool = False, logy: bool = False, style: str = "o", note: str = "") -> None:
-        from claims.plots import plot_spec, series
+        from lstm_claims.claims.plots import plot_spec, series
 
         pairs = [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
         xs, ys = [x for x, _ in pairs], [y for _, y in pairs]

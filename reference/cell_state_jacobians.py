@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reference.lstm_step import LSTMParams, check_step_inputs, dsigmoid, dtanh, preactivations
+from lstm_claims.reference.lstm_step import LSTMParams, check_step_inputs, dsigmoid, dtanh, preactivations
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import torch
 
-from reference.lstm_step import LSTMParams
-from reference.unrolled_backward import LSTMSequence
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.unrolled_backward import LSTMSequence
 
 FIXED_POINT_STEPS = 1024  # inputs stored for T up to this (long enough to overflow float64 gradients' norm)
 FIXED_POINT_SEED = 20240601  # the inputs are a fixed function of this seed
@@ -110,7 +110,7 @@ def log_cell_jacobian_norms(seq: LSTMSequence, steps) -> dict[int, torch.Tensor]
     Jacobians of reference.jacobian_chain), accumulated with a running rescaling so that
     spans far beyond float64's range (a Lyapunov exponent over 10^4 steps) stay finite.
     """
-    from reference.jacobian_chain import state_transition_jacobians
+    from lstm_claims.reference.jacobian_chain import state_transition_jacobians
 
     steps = sorted(set(int(T) for T in steps))
     S = state_transition_jacobians(seq.params, seq.xs[:steps[-1]], seq.h0, seq.c0)  # (T, B, 2n, 2n)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reference.lstm_step import LSTMParams
+from lstm_claims.reference.lstm_step import LSTMParams
 
 RESCALE_EVERY = 8
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from reference.cell_state_jacobians import gate_path
-from reference.lstm_step import Gates, LSTMParams, check_step_inputs, dsigmoid, dtanh
+from lstm_claims.reference.cell_state_jacobians import gate_path
+from lstm_claims.reference.lstm_step import Gates, LSTMParams, check_step_inputs, dsigmoid, dtanh
 
 __all__ = [
     "Unrolled", "CellStateFactors", "unroll", "cell_state_factors", "cell_state_product",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from reference.jacobian_chain import state_transition_jacobians
-from reference.lstm_step import LSTMParams, dtanh, lstm_step_vjp, preactivations
+from lstm_claims.reference.jacobian_chain import state_transition_jacobians
+from lstm_claims.reference.lstm_step import LSTMParams, dtanh, lstm_step_vjp, preactivations
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from reference.lstm_step import LSTMParams, lstm_step
+from lstm_claims.reference.lstm_step import LSTMParams, lstm_step
 
 
 class ReferenceLSTMCell(nn.Module):

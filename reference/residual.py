@@ -22,8 +22,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from reference.lstm_step import LSTMParams, dsigmoid, preactivations
-from reference.lstm_step import dtanh as _dtanh
+from lstm_claims.reference.lstm_step import LSTMParams, dsigmoid, preactivations
+from lstm_claims.reference.lstm_step import dtanh as _dtanh
 
 
 @dataclass(frozen=True)

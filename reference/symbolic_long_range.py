@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from reference.symbolic import ProofFailure, _assert_zero_matrix, _zero, sigmoid, symbolic_cell
+from lstm_claims.reference.symbolic import ProofFailure, _assert_zero_matrix, _zero, sigmoid, symbolic_cell
 
 
 def _ds(z):

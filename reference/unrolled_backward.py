@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from reference.lstm_step import LSTMParams, StepGrads, dsigmoid, dtanh, lstm_step_vjp, preactivations
-from reference.sequence_shape import SequenceShape
+from lstm_claims.reference.lstm_step import LSTMParams, StepGrads, dsigmoid, dtanh, lstm_step_vjp, preactivations
+from lstm_claims.reference.sequence_shape import SequenceShape
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 

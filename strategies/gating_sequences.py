@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import arrays
 
-from reference.lstm_step import LSTMParams
-from reference.unrolled_backward import LSTMSequence
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.unrolled_backward import LSTMSequence
 
 # Above this many input values, xs come from a drawn seed rather than element by element.
 MAX_DRAWN_INPUTS = 256

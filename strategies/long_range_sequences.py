@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import arrays
 
-from reference.lstm_step import LSTMParams
-from reference.sequence_shape import SequenceShape
-from reference.unrolled_backward import LSTMSequence
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.sequence_shape import SequenceShape
+from lstm_claims.reference.unrolled_backward import LSTMSequence
 
 # Forget-gate bias shifts, as in strategies.lstm_problems: 0 (neutral), 1 (the note's b_f = 1),
 # 3 and 8 (f near 1), 20 (f == 1 in float32), -3 (forgetting: Π f tiny over long spans).

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra.numpy import arrays
 
-from reference.lstm_step import LSTMParams
+from lstm_claims.reference.lstm_step import LSTMParams
 
 # Forget-gate bias shifts: 0 (neutral), 1 (the note's b_f = 1), 3 and 8 (f near 1),
 # 20 (f == 1 in float32), -3 (forgetting).

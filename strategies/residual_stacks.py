@@ -16,8 +16,8 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from reference.residual import BlockParams
-from strategies.long_range_sequences import _drawn_matrix, check_range
+from lstm_claims.reference.residual import BlockParams
+from lstm_claims.strategies.long_range_sequences import _drawn_matrix, check_range
 
 CONTRACTIONS = (1 / 64, 1 / 8, 1 / 2, 7 / 8)
 

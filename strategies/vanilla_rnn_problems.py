@@ -13,9 +13,9 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from reference.sequence_shape import SequenceShape
-from reference.vanilla_rnn import RNNParams
-from strategies.long_range_sequences import _drawn_matrix, check_range, seeded_uniform
+from lstm_claims.reference.sequence_shape import SequenceShape
+from lstm_claims.reference.vanilla_rnn import RNNParams
+from lstm_claims.strategies.long_range_sequences import _drawn_matrix, check_range, seeded_uniform
 
 
 @dataclass(frozen=True)

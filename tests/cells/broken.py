@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from reference.reference_cell import ReferenceLSTMCell
+from lstm_claims.reference.reference_cell import ReferenceLSTMCell
 
 
 class MissingWeightHH(nn.Module):

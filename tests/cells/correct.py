@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reference.reference_cell import ReferenceLSTMCell
+from lstm_claims.reference.reference_cell import ReferenceLSTMCell
 
 
 class FusedLSTMStep(nn.Module):
@@ -74,7 +74,7 @@ class HandWrittenBackwardCell(ReferenceLSTMCell):
 
 
 CORRECT_CELLS = {
-    "reference": "reference.reference_cell:ReferenceLSTMCell",
+    "reference": "lstm_claims.reference.reference_cell:ReferenceLSTMCell",
     "torch.nn.LSTMCell": "torch.nn:LSTMCell",
     "nn.LSTM one-step wrapper": "tests.cells.correct:FusedLSTMStep",
     "concatenated matmul": "tests.cells.correct:ConcatLSTMCell",

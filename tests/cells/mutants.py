@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from reference.reference_cell import ReferenceLSTMCell
+from lstm_claims.reference.reference_cell import ReferenceLSTMCell
 from tests.cells.correct import HandWrittenBackwardCell
 
 

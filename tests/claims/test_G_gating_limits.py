@@ -5,16 +5,16 @@ import torch
 from hypothesis import given, target
 from hypothesis import strategies as st
 
-from claims import g1_exploding as G1
-from claims import g2_clipping as G2
-from claims import g3_anisotropy as G3
-from claims import g4_sequential as G4
-from claims.violation import ClaimViolation
-from reference.exploding_construction import fixed_point_example
-from strategies import step_problems
-from strategies.gating_sequences import fixed_point_sequences, random_sequence, separated_forget_sequences, sequences
-from strategies.gradients import gradient_sets, max_norms, rescalings
-from strategies.lstm_problems import StepProblem
+from lstm_claims.claims import g1_exploding as G1
+from lstm_claims.claims import g2_clipping as G2
+from lstm_claims.claims import g3_anisotropy as G3
+from lstm_claims.claims import g4_sequential as G4
+from lstm_claims.claims.violation import ClaimViolation
+from lstm_claims.reference.exploding_construction import fixed_point_example
+from lstm_claims.strategies import step_problems
+from lstm_claims.strategies.gating_sequences import fixed_point_sequences, random_sequence, separated_forget_sequences, sequences
+from lstm_claims.strategies.gradients import gradient_sets, max_norms, rescalings
+from lstm_claims.strategies.lstm_problems import StepProblem
 
 pytestmark = pytest.mark.claims
 

@@ -2,8 +2,8 @@
 import pytest
 from hypothesis import given
 
-from claims import l0_standard_cell as L0
-from strategies import step_problems
+from lstm_claims.claims import l0_standard_cell as L0
+from lstm_claims.strategies import step_problems
 
 pytestmark = [pytest.mark.claims, pytest.mark.claim("L0")]
 

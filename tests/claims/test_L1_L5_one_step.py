@@ -4,12 +4,12 @@ from hypothesis import assume, given, target
 from hypothesis import strategies as st
 
 import torch
-from claims import l1_gates_blind_to_c as L1
-from claims import l2_decomposition as L2
-from claims import l3_direct_term as L3
-from claims import l4_derivative_bounds as L4
-from claims import l5_indirect_term as L5
-from strategies import step_problems
+from lstm_claims.claims import l1_gates_blind_to_c as L1
+from lstm_claims.claims import l2_decomposition as L2
+from lstm_claims.claims import l3_direct_term as L3
+from lstm_claims.claims import l4_derivative_bounds as L4
+from lstm_claims.claims import l5_indirect_term as L5
+from lstm_claims.strategies import step_problems
 
 pytestmark = pytest.mark.claims
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import example, given, target
 from hypothesis import strategies as st
 
-from claims import l6_chain_rule_product as L6
-from claims import l7_product_near_diag as L7
-from claims import l8_log_space_memory as L8
-from claims import l9_forget_bias as L9
-from strategies.long_range_sequences import forget_gate_sequence, forget_gate_sequences, sequence_problems
+from lstm_claims.claims import l6_chain_rule_product as L6
+from lstm_claims.claims import l7_product_near_diag as L7
+from lstm_claims.claims import l8_log_space_memory as L8
+from lstm_claims.claims import l9_forget_bias as L9
+from lstm_claims.strategies.long_range_sequences import forget_gate_sequence, forget_gate_sequences, sequence_problems
 
 pytestmark = pytest.mark.claims
 

@@ -2,10 +2,10 @@
 import pytest
 from hypothesis import given, target
 
-from claims import r1_residual_form as R1
-from claims import r2_skip_path as R2
-from strategies import step_problems
-from strategies.residual_stacks import residual_stacks
+from lstm_claims.claims import r1_residual_form as R1
+from lstm_claims.claims import r2_skip_path as R2
+from lstm_claims.strategies import step_problems
+from lstm_claims.strategies.residual_stacks import residual_stacks
 
 pytestmark = pytest.mark.claims
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 from hypothesis import given, target
 
-from claims import v1_vanilla_jacobian as V1
-from claims import v2_vanilla_decay as V2
-from claims import v3_vanilla_norm_measured as V3
-from strategies.vanilla_rnn_problems import rnn_problems
+from lstm_claims.claims import v1_vanilla_jacobian as V1
+from lstm_claims.claims import v2_vanilla_decay as V2
+from lstm_claims.claims import v3_vanilla_norm_measured as V3
+from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
 
 pytestmark = pytest.mark.claims
 

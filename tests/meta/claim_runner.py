@@ -15,27 +15,27 @@ import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from claims import l0_standard_cell as L0
-from claims import l1_gates_blind_to_c as L1
-from claims import l2_decomposition as L2
-from claims import l3_direct_term as L3
-from claims import l4_derivative_bounds as L4
-from claims import l5_indirect_term as L5
-from claims import l6_chain_rule_product as L6
-from claims import l7_product_near_diag as L7
-from claims import l8_log_space_memory as L8
-from claims import l9_forget_bias as L9
-from claims import g1_exploding as G1
-from claims import g2_clipping as G2
-from claims import g3_anisotropy as G3
-from claims import g4_sequential as G4
-from claims.cell_under_test import CellUnderTest
-from claims.violation import ClaimViolation
-from reference.exploding_construction import fixed_point_example
-from strategies import step_problems
-from strategies.gating_sequences import fixed_point_sequences, separated_forget_sequences, sequences
-from strategies.gradients import rescalings
-from strategies.long_range_sequences import forget_gate_sequences, sequence_problems
+from lstm_claims.claims import l0_standard_cell as L0
+from lstm_claims.claims import l1_gates_blind_to_c as L1
+from lstm_claims.claims import l2_decomposition as L2
+from lstm_claims.claims import l3_direct_term as L3
+from lstm_claims.claims import l4_derivative_bounds as L4
+from lstm_claims.claims import l5_indirect_term as L5
+from lstm_claims.claims import l6_chain_rule_product as L6
+from lstm_claims.claims import l7_product_near_diag as L7
+from lstm_claims.claims import l8_log_space_memory as L8
+from lstm_claims.claims import l9_forget_bias as L9
+from lstm_claims.claims import g1_exploding as G1
+from lstm_claims.claims import g2_clipping as G2
+from lstm_claims.claims import g3_anisotropy as G3
+from lstm_claims.claims import g4_sequential as G4
+from lstm_claims.claims.cell_under_test import CellUnderTest
+from lstm_claims.claims.violation import ClaimViolation
+from lstm_claims.reference.exploding_construction import fixed_point_example
+from lstm_claims.strategies import step_problems
+from lstm_claims.strategies.gating_sequences import fixed_point_sequences, separated_forget_sequences, sequences
+from lstm_claims.strategies.gradients import rescalings
+from lstm_claims.strategies.long_range_sequences import forget_gate_sequences, sequence_problems
 
 _JAC = step_problems(max_hidden=6)
 

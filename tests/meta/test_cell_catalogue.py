@@ -42,7 +42,7 @@ construction: their cotangents are unit vectors or one-step seeds, which never e
 import pytest
 import torch
 
-from strategies import step_problems
+from lstm_claims.strategies import step_problems
 from tests.cells.correct import CORRECT_CELLS
 from tests.cells.mutants import MUTANTS
 from tests.meta.claim_runner import CHECKS, first_violation

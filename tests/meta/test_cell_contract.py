@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from claims.cell_under_test import CellContractError, CellUnderTest, check_contract
+from lstm_claims.claims.cell_under_test import CellContractError, CellUnderTest, check_contract
 from tests.cells.broken import BROKEN
 from tests.cells.correct import CORRECT_CELLS
 

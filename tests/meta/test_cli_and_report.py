@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from claims.plots import plot_spec, series
-from claims.registry import CLAIM_IDS
+from lstm_claims.claims.plots import plot_spec, series
+from lstm_claims.claims.registry import CLAIM_IDS
 from lstm_claims.report import render
 from lstm_claims.results import ClaimResult
 

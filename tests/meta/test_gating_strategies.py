@@ -8,26 +8,26 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from claims import g1_exploding as G1
-from claims import g2_clipping as G2
-from claims import g3_anisotropy as G3
-from claims import g4_sequential as G4
-from claims.cell_under_test import CellUnderTest
-from claims.long_range_tolerances import unrolled_vjp_bound
-from claims.violation import ClaimViolation
-from reference.exploding_construction import fixed_point_example, log_cell_jacobian_norms, nonnegative_row_sums
-from reference.jacobian_chain import cell_state_factors, full_state_jacobian, unroll
-from reference.lstm_step import LSTMParams, lstm_step, preactivations
-from reference.unrolled_backward import step_vjp_magnitudes, unrolled_vjp
-from strategies.gating_sequences import (fixed_point_sequences, random_sequence, separated_forget_sequences,
+from lstm_claims.claims import g1_exploding as G1
+from lstm_claims.claims import g2_clipping as G2
+from lstm_claims.claims import g3_anisotropy as G3
+from lstm_claims.claims import g4_sequential as G4
+from lstm_claims.claims.cell_under_test import CellUnderTest
+from lstm_claims.claims.long_range_tolerances import unrolled_vjp_bound
+from lstm_claims.claims.violation import ClaimViolation
+from lstm_claims.reference.exploding_construction import fixed_point_example, log_cell_jacobian_norms, nonnegative_row_sums
+from lstm_claims.reference.jacobian_chain import cell_state_factors, full_state_jacobian, unroll
+from lstm_claims.reference.lstm_step import LSTMParams, lstm_step, preactivations
+from lstm_claims.reference.unrolled_backward import step_vjp_magnitudes, unrolled_vjp
+from lstm_claims.strategies.gating_sequences import (fixed_point_sequences, random_sequence, separated_forget_sequences,
                                          sequences)
-from strategies.gradients import gradient_sets, max_norms, rescalings
+from lstm_claims.strategies.gradients import gradient_sets, max_norms, rescalings
 
 FIND = settings(max_examples=2000, database=None, derandomize=True, phases=[Phase.generate],
                 suppress_health_check=list(HealthCheck))
 PROMISE = settings(max_examples=60, database=None, derandomize=True, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-REFERENCE = "reference.reference_cell:ReferenceLSTMCell"
+REFERENCE = "lstm_claims.reference.reference_cell:ReferenceLSTMCell"
 
 
 def _exact32(t):

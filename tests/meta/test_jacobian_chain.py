@@ -30,11 +30,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from reference.jacobian_chain import (
+from lstm_claims.reference.jacobian_chain import (
     Unrolled, cell_state_factors, cell_state_product, full_state_jacobian, log_forget_products, ordered_product,
     ordered_product_chain, ordered_product_tree, state_transition_jacobians, unroll,
 )
-from reference.lstm_step import LSTMParams, lstm_step
+from lstm_claims.reference.lstm_step import LSTMParams, lstm_step
 
 F64 = torch.float64
 U = 2.0 ** -53

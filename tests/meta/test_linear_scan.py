@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from reference.linear_scan import default_block, linear_recurrence_loop, linear_recurrence_scan
+from lstm_claims.reference.linear_scan import default_block, linear_recurrence_loop, linear_recurrence_scan
 
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float64: 2.0 ** -53}

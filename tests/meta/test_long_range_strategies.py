@@ -7,15 +7,15 @@ import torch
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import InvalidArgument
 
-from claims import l9_forget_bias as L9
-from reference.forget_bias import default_lstm_params, jacobian_norm_table, with_forget_bias
-from reference.jacobian_chain import cell_state_factors, full_state_jacobian, ordered_product, unroll
-from reference.long_range import note_backward, single_threaded, step_inputs, true_backward
-from reference.residual import branch_jacobian, block_branch
-from reference.vanilla_rnn import default_rnn_params, product_growth_rate, rnn_unroll, step_jacobians
-from strategies.long_range_sequences import forget_gate_sequences, sequence_problems
-from strategies.residual_stacks import residual_stacks
-from strategies.vanilla_rnn_problems import rnn_problems
+from lstm_claims.claims import l9_forget_bias as L9
+from lstm_claims.reference.forget_bias import default_lstm_params, jacobian_norm_table, with_forget_bias
+from lstm_claims.reference.jacobian_chain import cell_state_factors, full_state_jacobian, ordered_product, unroll
+from lstm_claims.reference.long_range import note_backward, single_threaded, step_inputs, true_backward
+from lstm_claims.reference.residual import branch_jacobian, block_branch
+from lstm_claims.reference.vanilla_rnn import default_rnn_params, product_growth_rate, rnn_unroll, step_jacobians
+from lstm_claims.strategies.long_range_sequences import forget_gate_sequences, sequence_problems
+from lstm_claims.strategies.residual_stacks import residual_stacks
+from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
 
 @pytest.fixture(autouse=True)
 def _one_thread():

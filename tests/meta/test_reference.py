@@ -5,10 +5,10 @@ import sympy as sp
 import torch
 from hypothesis import given, settings
 
-from reference import symbolic
-from reference.cell_state_jacobians import cell_state_jacobian, indirect_term_bounds
-from reference.lstm_step import LSTMParams, lstm_step, lstm_step_vjp
-from strategies import step_problems
+from lstm_claims.reference import symbolic
+from lstm_claims.reference.cell_state_jacobians import cell_state_jacobian, indirect_term_bounds
+from lstm_claims.reference.lstm_step import LSTMParams, lstm_step, lstm_step_vjp
+from lstm_claims.strategies import step_problems
 
 # float64 closed forms vs float64 SymPy evaluation / autograd: different summation orders
 # of the same sums; 1e-12 relative to (1 + magnitude) is ~2^13 u for sums of <= 14 terms

@@ -4,8 +4,8 @@ import torch
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis.errors import InvalidArgument
 
-from reference.lstm_step import preactivations
-from strategies import step_problems
+from lstm_claims.reference.lstm_step import preactivations
+from lstm_claims.strategies import step_problems
 
 # No shrinking: reaching the regime is the point, not the minimal example that does.
 FIND = settings(max_examples=3000, database=None, derandomize=True, phases=[Phase.generate],

@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claims.tolerances import forward_tolerance, gamma, unit_roundoff, vjp_tolerance
-from reference.lstm_step import lstm_step, lstm_step_vjp
-from strategies import step_problems
+from lstm_claims.claims.tolerances import forward_tolerance, gamma, unit_roundoff, vjp_tolerance
+from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
+from lstm_claims.strategies import step_problems
 
 MODERATE = step_problems(weight_exps=(-3, 0), cell_exps=(-2, 2))
 # A few hundred u for float32 (K <= 14 terms, a few activations), 1e-11 ≈ 2^42 u... for float64 the
@@ -48,7 +48,7 @@ def test_exp_of_sum_error_bounds_a_product_taken_in_log_space(xs):
     off by more than the γ_(2L+2) once assumed)."""
     from fractions import Fraction
 
-    from claims.tolerances import exp_of_sum_error
+    from lstm_claims.claims.tolerances import exp_of_sum_error
     logs = torch.log(torch.tensor(xs, dtype=torch.float64))
     computed = math.exp(logs.sum().item())
     exact = math.prod((Fraction(x) for x in xs), start=Fraction(1))

@@ -1,0 +1,1 @@
+"""The claim suite: thin pytest templates generated from the claim records (lstm_claims.claims)."""
