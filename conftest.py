@@ -1,9 +1,23 @@
-"""Root conftest: loads the lstm-claims pytest plugin when the package is not installed.
+"""Root conftest of the kit's repository (not installed): the kit's own test run.
 
-When installed (pip install -e .), the plugin is registered under the `pytest11` entry
-point and loads itself; loading it twice would register its options twice.
+* Loads the lstm-claims pytest plugin when the package is not installed (installed, it is
+  registered under the `pytest11` entry point; loading it twice would register its options twice).
+* The kit's own property tests (tests/meta) run under the kit's `ci` settings (derandomized,
+  30 examples) unless --hypothesis-profile says otherwise. This is the repository's choice for
+  its own tests; the plugin itself loads no profile (it is inert outside the claim suite).
 """
 from importlib.metadata import entry_points
 
+from hypothesis import settings
+
+from lstm_claims.profiles import PROFILES
+
 if not any(ep.value == "lstm_claims.plugin" for ep in entry_points(group="pytest11")):
     pytest_plugins = ["lstm_claims.plugin"]
+
+settings.register_profile("lstm-claims-dev", parent=PROFILES["ci"])
+
+
+def pytest_configure(config):
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile("lstm-claims-dev")

@@ -30,6 +30,9 @@ import torch
 
 from lstm_claims.claims.plots import plot_spec, series
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum
+from hypothesis import target
+from lstm_claims.strategies.gating_sequences import fixed_point_sequences
 from lstm_claims.claims.unrolled_cell import c_jacobians, checked_gradients, parameter_gradient
 from lstm_claims.claims.tolerances import gamma
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
@@ -47,6 +50,7 @@ CLAIM = register(Claim(
               "fixed point 0) through the cell, a search, and a chaotic example",
     quantity="per-step growth rate of ||dc_T/dc_0|| and of ||dL/dθ|| over several T, bounded below with rounding "
              "included; Perron-Frobenius row-sum bracket; ||Π D_t|| <= 1 vs Π(||D_t|| + ||E_t||)",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 CELL_STEPS = (8, 16, 32, 64)  # through the cell: 1.5^64 ~ 1e12 stays far inside float32
@@ -243,3 +247,39 @@ def check_search_example(cut, seq, device, dtype) -> dict:
 def exploding_parameter_gradient(cut, steps: int, device, dtype):
     """The cell (with .grad set on its four parameters) after backward of L = Σ c_T on the stored example."""
     return parameter_gradient(cut, fixed_point_example(steps), device, dtype)
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+# Figures that are lower bounds of a growth rate: the worst case is the smallest.
+_RATES = minimum("min_perron_rate", "min_jacobian_growth_rate", "min_parameter_gradient_growth_rate",
+                 "min_long_growth_rate", "min_chaotic_growth_rate")
+
+
+def _stored_jacobian(ctx):
+    return check_cell_jacobian_growth(ctx.cut, fixed_point_example(64), ctx.device, ctx.dtype)
+
+
+def _stored_parameter_gradient(ctx):
+    return check_parameter_gradient_growth(ctx.cut, fixed_point_example(64), ctx.device, ctx.dtype)
+
+
+def _closed_form_and_chaotic(ctx):
+    return {**check_closed_form_growth(), **check_chaotic_growth()}
+
+
+def _search(ctx, seq):
+    figures = check_search_example(ctx.cut, seq, ctx.device, ctx.dtype)
+    target(figures["growth_rate"], label="growth rate of ||dc_T/dc_0|| per step")
+    return {"search_max_growth_rate": figures["growth_rate"],
+            "search_max_growth_rate_lower_bound": figures["growth_rate_lower_bound"],
+            "search_found_exploding": float(figures["growth_rate_lower_bound"] > 1)}
+
+
+CLAIM.define_checks(
+    Check("stored-example-jacobian-explodes", _stored_jacobian, through_impl=True, aggregate=_RATES),
+    Check("stored-example-parameter-gradient-explodes", _stored_parameter_gradient, through_impl=True,
+          aggregate=_RATES),
+    Check("closed-form-long-spans-and-chaotic", _closed_form_and_chaotic, dtypes=(), devices=(), aggregate=_RATES),
+    Check("search-fixed-point-family", _search, drawn_from(fixed_point_sequences()), through_impl=True),
+)

@@ -31,6 +31,9 @@ import math
 import torch
 
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from
+from hypothesis import strategies as st
+from lstm_claims.strategies.gradients import gradient_sets, max_norms
 from lstm_claims.claims.tolerances import gamma, smallest_subnormal, unit_roundoff
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
 
@@ -44,6 +47,7 @@ CLAIM = register(Claim(
               "gradients (the counterexample recorded); NaN/inf gradients are reported, not clipped",
     quantity="torch's total norm against the exact norm; the clipped gradient against c·g elementwise with "
              "c = min(1, max_norm/(N + 1e-6)); the clipped norm against max_norm; all within derived bounds",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 TORCH_EPS = 1e-6  # the constant torch.nn.utils.clip_grad_norm_ adds to the norm before dividing
@@ -127,7 +131,7 @@ def check_clip(parameters, max_norm: float, device, dtype) -> dict:
                                    f"clip_grad_norm_ multiplied every gradient by max_norm/(inf + 1e-6) = 0: "
                                    f"{_described(before, after)}; the direction is lost. error_if_nonfinite=True "
                                    f"{'raises' if raises else 'does NOT raise'} here.",
-                             figures={"case": "norm overflow", "exact_norm": N, "total_norm": total,
+                             figures={"case": "norm overflow", "max_norm": max_norm, "exact_norm": N, "total_norm": total,
                                       "largest_element": biggest, "raises_with_error_if_nonfinite": raises})
     u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
     largest = max(t.numel() for t in before)
@@ -186,3 +190,66 @@ def check_clip(parameters, max_norm: float, device, dtype) -> dict:
     return {"norm_after_over_max_norm": tight, "worst_error_over_allowed": worst,
             "max_one_minus_cosine": 1.0 - cos,
             "shrunk_although_within_max_norm": float(N <= max_norm and c < 1.0)}
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _overflowed(exc) -> bool:
+    """A finite gradient whose norm overflows is zeroed by clip_grad_norm_: the note's 'clipping bounds
+    the gradient' fails there (a counterexample, not a failure of the code under test)."""
+    return getattr(exc, "figures", {}).get("case") == "norm overflow"
+
+
+def _drawn(regime):
+    return lambda device, dtype: st.tuples(gradient_sets(dtype=dtype, regime=regime), max_norms())
+
+
+def _finite(ctx, drawn):
+    grads, max_norm = drawn
+    return check_clip(parameters_with_grads(grads, ctx.device, ctx.dtype), max_norm, ctx.device, ctx.dtype)
+
+
+def _non_finite(ctx, drawn):
+    grads, max_norm = drawn
+    try:
+        check_clip(parameters_with_grads(grads, ctx.device, ctx.dtype), max_norm, ctx.device, ctx.dtype)
+    except ClaimViolation as exc:
+        if exc.figures.get("case") != "non-finite gradient":
+            raise
+        ctx.figures(non_finite_gradients_reported=1.0,
+                    torch_raises_with_error_if_nonfinite=float(exc.figures["raises_with_error_if_nonfinite"]))
+        return None
+    raise AssertionError(f"[G2] {ctx.where}: a non-finite gradient was clipped without being reported (kit bug)")
+
+
+# Steps of G1's stored example after which ||dL/dθ|| passes 2^64 (float32) / 2^512 (float64): rate ≈ 1.56.
+OVERFLOW_STEPS = {torch.float32: 112, torch.float64: 840}
+
+
+def _clip_exploding(regime: str):
+    def run(ctx):
+        from lstm_claims.claims.g1_exploding import exploding_parameter_gradient
+
+        steps = OVERFLOW_STEPS[ctx.dtype] if regime == "overflowing" else int(regime)
+        cell = exploding_parameter_gradient(ctx.cut, steps, ctx.device, ctx.dtype)
+        grads = [p.grad for p in cell.parameters() if p.grad is not None]
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
+            raise ClaimViolation("G2", f"{ctx.where}: G1's gradient at T = {steps} is not finite")
+        if regime == "overflowing":
+            norm = exact_norm([g.to("cpu", torch.float64) for g in grads])
+            assert norm >= 2.0 ** (64 if ctx.dtype == torch.float32 else 512), (
+                f"G1's gradient at T = {steps} has norm {norm:.3g}: the construction no longer reaches the regime")
+        return check_clip(list(cell.parameters()), 1.0, ctx.device, ctx.dtype)
+    return run
+
+
+CLAIM.define_checks(
+    Check("clipping-bounds-finite-gradients", _finite, _drawn("representable")),
+    Check("non-finite-gradients-are-reported", _non_finite, _drawn("non-finite")),
+    # Finite gradients with an element >= 2^64 (float32) / 2^512 (float64): their squares overflow.
+    Check("finite-gradients-whose-squares-overflow", _finite, _drawn("overflowing"), refuted_by=_overflowed),
+    Check("clip-G1-gradient-T16", _clip_exploding("16"), through_impl=True, refuted_by=_overflowed),
+    Check("clip-G1-gradient-T64", _clip_exploding("64"), through_impl=True, refuted_by=_overflowed),
+    Check("clip-G1-gradient-overflowing", _clip_exploding("overflowing"), through_impl=True, refuted_by=_overflowed,
+          not_in_catalogue="840 steps in float64; a refutation about torch's clip_grad_norm_, not the cell"),
+)

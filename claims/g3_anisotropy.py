@@ -32,6 +32,10 @@ import torch
 
 from lstm_claims.claims.plots import plot_spec, series
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum
+from hypothesis import strategies as st
+from lstm_claims.strategies.gating_sequences import separated_forget_sequences
+from lstm_claims.strategies.gradients import rescalings
 from lstm_claims.claims.unrolled_cell import c_jacobians, parameter_gradient
 from lstm_claims.claims.tolerances import gamma, smallest_subnormal, unit_roundoff
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
@@ -47,6 +51,7 @@ CLAIM = register(Claim(
               "eps, |g| < 2^64 in float32); exponential growth needs forget gates that differ across coordinates",
     quantity="κ(diag Π f) and cond(dc_T/dc_0) through the cell for T = 4..16 with their growth per step; "
              "torch.optim.Adam and SGD first steps on the cell's parameters under a per-coordinate rescaling",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 STEPS = (4, 8, 16)  # through the cell; κ grows by r^T, visible well before T = 16
@@ -199,3 +204,27 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
         "rescaling_spread": float(d_all[support].max() / d_all[support].min()) if bool(support.any()) else 1.0,
     })
     return figures
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _with_rescalings(seq):
+    """The sequence and one positive per-coordinate rescaling d per parameter tensor."""
+    return st.tuples(st.just(seq), st.tuples(*(rescalings(t.numel()) for t in seq.params.as_dict().values())))
+
+
+def _conditioning(ctx, seq):
+    return check_forget_conditioning(ctx.cut, seq, ctx.device, ctx.dtype)
+
+
+def _optimizers(ctx, drawn):
+    seq, rescaling = drawn
+    return check_optimizer_rescaling(ctx.cut, seq, list(rescaling), ctx.device, ctx.dtype)
+
+
+CLAIM.define_checks(
+    Check("condition-number-grows", _conditioning, drawn_from(separated_forget_sequences()), through_impl=True,
+          aggregate=minimum("min_kappa_growth_lower_bound")),
+    Check("adam-first-step-invariant-sgd-not", _optimizers,
+          drawn_from(separated_forget_sequences(steps=8).flatmap(_with_rescalings)), through_impl=True),
+)

@@ -44,6 +44,12 @@ from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
 from lstm_claims.claims.plots import finite_positive, plot_spec, series
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum
+from hypothesis import strategies as st
+from lstm_claims.reference.exploding_construction import fixed_point_example
+from lstm_claims.strategies import step_problems
+from lstm_claims.strategies.gating_sequences import random_sequence, sequences
+from lstm_claims.strategies.lstm_problems import StepProblem
 from lstm_claims.claims.unrolled_cell import checked_gradients, run
 from lstm_claims.claims.tolerances import forward_error, gamma, unit_roundoff, vjp_tolerance
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
@@ -61,6 +67,7 @@ CLAIM = register(Claim(
               "the gates do not read h (W_hh = 0), which is the claim's own case split",
     quantity="∂h_t/∂x_s of the unrolled cell (exact zeros for s > t, closed form for s <= t); |scan - cell loop| "
              "for T up to 10^4 against derived bounds; dc_t/dc_(t-1) of the cell at two states",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 
@@ -188,3 +195,50 @@ def check_not_affine(cut, problem, device, dtype) -> dict:
     noise = torch.linalg.matrix_norm(tol[0] + tol[1], ord="fro")
     ratio = float((change / noise.clamp_min(torch.finfo(torch.float64).tiny)).max())
     return {"jacobian_change_over_rounding": ratio, "max_jacobian_change": float(change.max())}
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _causality(ctx, seq):
+    return check_causality(ctx.cut, seq, ctx.device, ctx.dtype)
+
+
+def _scan(ctx, drawn):
+    seq, block = drawn
+    return check_scan(ctx.cut, seq, ctx.device, ctx.dtype, block=block)
+
+
+def _scan_ten_thousand(ctx):
+    # One fixed sequence (Hypothesis cannot draw 6·10^4 inputs): f ≈ σ(3) keeps tens of steps of memory.
+    return check_scan(ctx.cut, random_sequence(10_000, steps=10_000, hidden_feedback=False), ctx.device, ctx.dtype)
+
+
+def _not_affine(ctx, problem):
+    return check_not_affine(ctx.cut, problem, ctx.device, ctx.dtype)
+
+
+def _stored_not_affine(ctx):
+    """The G1 example at a nonzero state: the Jacobian moves far beyond rounding when c halves."""
+    seq = fixed_point_example(1)
+    z = torch.zeros(1, 2, dtype=torch.float64)
+    problem = StepProblem(seq.params, seq.xs[0], z, torch.tensor([[0.5, -0.25]], dtype=torch.float64),
+                          torch.tensor([[0.75, 0.5]], dtype=torch.float64), z, z)
+    figures = check_not_affine(ctx.cut, problem, ctx.device, ctx.dtype)
+    if not figures["jacobian_change_over_rounding"] > 1:
+        raise ClaimViolation("G4", f"{ctx.where}: at the stored example the cell's one-step Jacobian does not move "
+                                   f"beyond rounding when c halves ({figures}): the step looks affine in c")
+    return {"stored_jacobian_change": figures["max_jacobian_change"]}
+
+
+CLAIM.define_checks(
+    Check("h-depends-on-past-inputs-only", _causality, drawn_from(sequences()), through_impl=True,
+          aggregate=minimum("min_fraction_of_dependences_resolved")),
+    Check("scan-equals-loop-when-gates-ignore-h", _scan,
+          drawn_from(st.tuples(sequences(max_steps=40, hidden_feedback=False), st.sampled_from([2, 3, 4, 8]))),
+          through_impl=True),
+    Check("scan-equals-loop-at-ten-thousand-steps", _scan_ten_thousand, through_impl=True,
+          not_in_catalogue="one fixed 10^4-step sequence, seconds per cell; the drawn scans run the same check"),
+    Check("h-dependent-step-is-not-affine-in-c", _not_affine, drawn_from(step_problems(max_hidden=4)),
+          through_impl=True),
+    Check("stored-example-is-not-affine-in-c", _stored_not_affine, through_impl=True),
+)

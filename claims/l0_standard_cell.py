@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, on_impl
+from lstm_claims.strategies import step_problems
 from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
@@ -21,6 +23,7 @@ CLAIM = register(Claim(
     condition="always (it defines the object of every other claim)",
     quantity="|cell - float64 reference| of h_next, c_next and of the VJPs with respect to x, h, c, "
              "weight_ih, weight_hh, bias_ih, bias_hh, elementwise against derived rounding bounds",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 WHY_FORWARD = "rounding bound: γ_K of Σ|W||x| per pre-activation, K = m + n + 2, carried through σ, tanh and the products"
@@ -53,3 +56,11 @@ def check_backward(cut, problem, device, dtype) -> dict:
         worst = max(worst, assert_within("L0", f"d(v·out)/d{name}", got[name], ref[name], tol[name],
                                          context=ctx, why=WHY_BACKWARD))
     return {"worst_error_over_allowed": worst}
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+CLAIM.define_checks(
+    Check("forward", on_impl(check_forward), drawn_from(step_problems()), through_impl=True),
+    Check("backward", on_impl(check_backward), drawn_from(step_problems()), through_impl=True),
+)

@@ -12,6 +12,8 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, on_impl
+from lstm_claims.strategies import step_problems
 from lstm_claims.claims.tolerances import vjp_tolerance
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference import symbolic
@@ -25,6 +27,7 @@ CLAIM = register(Claim(
     condition="always (with h_{t-1} and x_t held fixed, which is what 'not directly' means)",
     quantity="∂c_t/∂c_{t-1} of the cell by autograd against diag(f_t): off-diagonal exactly 0, diagonal "
              "within the derived rounding bound; SymPy: ∂a/∂c = 0 for n = 1, 2, 3",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 
@@ -55,3 +58,22 @@ def check(cut, problem, device, dtype) -> dict:
 def prove(n: int) -> dict:
     """SymPy: the pre-activations contain no c symbol and ∂c_t/∂c_{t-1}|_h = diag(f_t)."""
     return symbolic.prove_gates_blind_to_c(n)
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+# Jacobian checks cost n backward passes each: widths up to 6 keep the suite in budget (a choice).
+JACOBIAN_PROBLEMS = step_problems(max_hidden=6)
+
+
+def _proof(n: int):
+    def run(ctx):
+        prove(n)
+        return {"symbolic_n": n}
+    return run
+
+
+CLAIM.define_checks(
+    Check("direct-jacobian", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
+    *(Check(f"symbolic-n{n}", _proof(n), dtypes=(), devices=()) for n in (1, 2, 3)),
+)

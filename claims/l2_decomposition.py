@@ -15,6 +15,8 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
+from lstm_claims.claims.record import Check, drawn_from, on_impl
 from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma, unit_roundoff, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference import symbolic
@@ -28,6 +30,7 @@ CLAIM = register(Claim(
     condition="always (in the note's setting h_{t-1} = o_{t-1} ⊙ tanh(c_{t-1}), o_{t-1} given)",
     quantity="the cell's autograd Jacobian through h_{t-1} = o ⊙ tanh(c) against the closed form "
              "diag(f) + K M, elementwise within derived rounding bounds; SymPy proof for n = 1, 2, 3",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 
@@ -71,3 +74,18 @@ def check(cut, problem, device, dtype) -> dict:
 
 def prove(n: int) -> dict:
     return symbolic.prove_decomposition(n)
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _proof(n: int):
+    def run(ctx):
+        prove(n)
+        return {"symbolic_n": n}
+    return run
+
+
+CLAIM.define_checks(
+    Check("decomposition", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
+    *(Check(f"symbolic-n{n}", _proof(n), dtypes=(), devices=()) for n in (1, 2, 3)),
+)

@@ -12,6 +12,8 @@ import torch
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l1_gates_blind_to_c import direct_term_tolerance
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum, on_impl
+from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
 from lstm_claims.reference.cell_state_jacobians import spectral_norm
 
@@ -22,6 +24,7 @@ CLAIM = register(Claim(
     condition="f_t in (0, 1]; 'near' quantified: ||diag(f_t) - I|| <= δ iff min_k f_t,k >= 1 - δ",
     quantity="the spectral norm of (the cell's direct term - I) against max_k (1 - f_k), and the iff for "
              "δ in 2^-1 .. 2^-30",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 DELTAS = tuple(2.0 ** -k for k in (1, 2, 4, 8, 12, 16, 20, 24, 30))
@@ -55,3 +58,11 @@ def check(cut, problem, device, dtype) -> dict:
                 raise ClaimViolation("L3", f"{ctx}: ||D - I|| = {dist[b].item():.6g} <= δ = {delta:g} is {near} but "
                                            f"min f = {f[b].min().item():.10g} >= 1 - δ is {gates}")
     return {"max_distance_from_I": dist.max().item(), "min_distance_from_I": dist.min().item()}
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+CLAIM.define_checks(
+    Check("distance-from-identity", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True,
+          aggregate=minimum("min_distance_from_I")),
+)

@@ -14,6 +14,9 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, on_impl
+from hypothesis import strategies as st
+from lstm_claims.strategies import step_problems
 from lstm_claims.claims.tolerances import unit_roundoff, vjp_tolerance
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
 from lstm_claims.reference import symbolic
@@ -25,6 +28,7 @@ CLAIM = register(Claim(
     condition="always",
     quantity="SymPy proofs of sup σ' = 1/4 and sup tanh' = 1 (both at 0); torch's derivatives pointwise; "
              "the cell's bias gradients against |c|/4, 1/4 and 1",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 
@@ -75,3 +79,22 @@ def check_cell_bias_gradients(cut, problem, device, dtype) -> dict:
 
 def proofs() -> list[dict]:
     return [symbolic.prove_sigmoid_derivative(), symbolic.prove_sup_sigmoid_prime(), symbolic.prove_sup_tanh_prime()]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _proofs(ctx):
+    proofs()
+
+
+def _pointwise(ctx, z):
+    return check_pointwise(torch.tensor(z + [0.0], dtype=torch.float64), ctx.device, ctx.dtype)
+
+
+CLAIM.define_checks(
+    Check("symbolic-suprema", _proofs, dtypes=(), devices=()),
+    # float32-exact points across the saturating range, plus 0 where both suprema are attained.
+    Check("pointwise", _pointwise, drawn_from(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=64))),
+    Check("cell-bias-gradients", on_impl(check_cell_bias_gradients), drawn_from(step_problems()),
+          through_impl=True),
+)

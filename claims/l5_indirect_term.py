@@ -26,6 +26,10 @@ import torch
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, on_impl
+from hypothesis import assume, target
+from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
+from lstm_claims.strategies import step_problems
 from lstm_claims.claims.violation import assert_bound, where
 from lstm_claims.reference.cell_state_jacobians import cell_state_jacobian, indirect_term_bounds, spectral_norm
 
@@ -37,6 +41,7 @@ CLAIM = register(Claim(
     condition="the bound B1 <= B2 always; 'small' when pre-activations are pushed into saturation "
               "(min |a| over i, f, g bounded away from 0)",
     quantity="||E_t|| = ||J_t - diag(f_t)|| measured on the cell, against B1, B2 and B_sat(s) under scaling a -> s a",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 
@@ -101,3 +106,24 @@ def check_saturation(cut, problem, device, dtype, *, target_exponent: float = 40
             break
         s *= 2
     return {"E_at_s1": history[0], "E_saturated": history[-1], "scales_tried": len(history)}
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _bound(ctx, problem):
+    figures = check_bound(ctx.cut, problem, ctx.device, ctx.dtype)
+    target(figures["max_E_over_B1"], label="||E|| / B1")  # push toward the tightest cases
+    return figures
+
+
+def _saturation(ctx, problem):
+    # Saturation needs every i, f, g pre-activation away from 0 (α > 0); the bound is vacuous at α = 0.
+    assume(saturation_floor(problem) >= 2.0 ** -6)
+    return check_saturation(ctx.cut, problem, ctx.device, ctx.dtype)
+
+
+CLAIM.define_checks(
+    Check("bound", _bound, drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
+    Check("vanishes-under-saturation", _saturation, drawn_from(step_problems(max_hidden=4, weight_exps=(-3, 1))),
+          through_impl=True),
+)

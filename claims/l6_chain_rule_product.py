@@ -21,6 +21,9 @@ import torch
 
 from lstm_claims.claims.long_range_tolerances import frobenius, lstm_backward_bound, note_product_bound
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, numbers
+from hypothesis import target
+from lstm_claims.strategies.long_range_sequences import sequence_problems
 from lstm_claims.claims.unrolled_cell import unrolled_c_jacobian
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference import symbolic_long_range
@@ -37,6 +40,7 @@ CLAIM = register(Claim(
     quantity="the cell's autograd dc_T/dc_0 through T unrolled steps against the closed-form total derivative "
              "(always) and against the note's product (W_ho = 0), within derived bounds; the gap "
              "||true - product|| / ||true|| for general W_ho; SymPy: exact for W_ho = 0, T = 3, and for T = 2",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 WHY_TRUE = ("rounding bound of the cell's backward through T steps: per step claims.tolerances.vjp_tolerance, "
@@ -96,3 +100,26 @@ def check(cut, problem, device, dtype) -> dict:
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_chain_product_two_steps(n=1), symbolic_long_range.prove_chain_product_two_steps(n=2),
             symbolic_long_range.prove_chain_product_three_steps()]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _unrolled_vs_product(ctx, problem):
+    figures = check(ctx.cut, problem, ctx.device, ctx.dtype)
+    target(figures["max_relative_gap"], label="||true - product|| / ||true||")
+    if "counterexample" in figures:
+        ctx.refute({**figures["counterexample"], "problem": problem.as_json()})
+    return numbers(figures)
+
+
+def _symbolic(ctx):
+    found = proofs()
+    ctx.figures(symbolic=[p["identity"] for p in found])
+    return {"symbolic_witness_gap_T3": found[-1]["witness_difference"]}
+
+
+CLAIM.define_checks(
+    Check("unrolled-vs-product", _unrolled_vs_product,
+          drawn_from(sequence_problems(max_steps=10, max_hidden=4, max_batch=2)), through_impl=True),
+    Check("symbolic", _symbolic, dtypes=(), devices=()),
+)

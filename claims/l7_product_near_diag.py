@@ -29,6 +29,9 @@ from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
 from lstm_claims.claims.long_range_tolerances import U64, frobenius, product_bound, svd_bound
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from
+from hypothesis import target
+from lstm_claims.strategies.long_range_sequences import sequence_problems
 from lstm_claims.claims.tolerances import exp_of_sum_error, gamma
 from lstm_claims.claims.unrolled_cell import run as run_cell
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
@@ -49,6 +52,7 @@ CLAIM = register(Claim(
               "'≈' in the relative sense needs Π(1 + ε_t) - 1 << max_k Π_t f_t,k",
     quantity="||Π J_t - Π D_t|| against Π(1 + ε_t) - 1 on the cell's factors (T <= 16) and on the float64 closed "
              "forms (T <= 200); tightness observed / bound; relative error ||Π J - Π D|| / ||Π D||",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 # "≈" is refuted when the error is as large as the quantity: an approximation whose error
@@ -218,3 +222,55 @@ def check_closed_form(problem) -> dict:
 
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_telescoping_expansion(T) for T in (2, 3, 4)]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _plot_bound_vs_observed(ctx, figures, label):
+    """Every example's (log10 bound, log10 ||Π J - Π D||): the theorem puts every point under the diagonal."""
+    per = figures["per_example"]
+    kw = dict(title="L7: ||Π J_t - Π diag(f_t)|| against its bound Π(1 + ε_t) - 1",
+              xlabel="log10 bound", ylabel="log10 observed",
+              note="Each point is one example; the theorem puts every point on or below the diagonal.")
+    ctx.points("plot_bound_vs_observed", label, [o["log10_bound"] for o in per],
+               [o["log10_error"] for o in per], **kw)
+    lo = min((o["log10_bound"] for o in per if math.isfinite(o["log10_bound"])), default=0.0)
+    ctx.points("plot_bound_vs_observed", "observed = bound", [lo, 1.0], [lo, 1.0], style="-", **kw)
+
+
+def _through_cell(ctx, problem):
+    figures = check_through_cell(ctx.cut, problem, ctx.device, ctx.dtype)
+    target(figures["max_tightness"], label="observed / bound")
+    _plot_bound_vs_observed(ctx, figures, f"through the cell, T <= 16 ({ctx.where})")
+    if figures["counterexample"]:
+        ctx.refute(figures["counterexample"])
+    return {"max_tightness_cell": figures["max_tightness"], "max_relative_error_cell": figures["max_relative_error"],
+            "max_relative_error_small_indirect_cell": figures["max_relative_error_small_indirect"]}
+
+
+def _long_closed_forms(ctx, problem):
+    figures = check_closed_form(problem)
+    target(figures["max_tightness"], label="observed / bound")
+    _plot_bound_vs_observed(ctx, figures, "closed form, T <= 200")
+    target(min(figures["max_relative_error_small_indirect"], 1e300), label="relative error, ε_t <= 0.1")
+    if figures["counterexample"]:
+        ctx.refute(figures["counterexample"])
+    return {"max_tightness_long": figures["max_tightness"], "max_steps": problem.steps,
+            "max_relative_error_long": min(figures["max_relative_error"], 1e300),
+            "max_relative_error_small_indirect_long": min(figures["max_relative_error_small_indirect"], 1e300)}
+
+
+def _symbolic(ctx):
+    ctx.figures(symbolic=[p["identity"] for p in proofs()])
+
+
+CLAIM.define_checks(
+    # Explicit example: small indirect terms, Π f ~ 1e-20: relative error >> 1.
+    Check("bound-through-cell", _through_cell, drawn_from(sequence_problems(max_steps=16, max_hidden=5, max_batch=2)),
+          examples=(premise_example(16, w_exp=-3),), through_impl=True),
+    # Explicit example: every ε_t < 0.02, Π f ~ 1e-73: relative error ~ 13. Closed forms only (float64).
+    Check("bound-long-closed-forms", _long_closed_forms,
+          drawn_from(sequence_problems(max_steps=200, max_hidden=6, max_batch=3)),
+          examples=(premise_example(60),), dtypes=(), devices=()),
+    Check("symbolic", _symbolic, dtypes=(), devices=()),
+)

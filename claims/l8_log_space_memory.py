@@ -28,6 +28,8 @@ import math
 import torch
 
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum, on_impl
+from lstm_claims.strategies.long_range_sequences import forget_gate_sequence, forget_gate_sequences
 from lstm_claims.claims.long_range_tolerances import U64, direct_term_error
 from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma
 from lstm_claims.claims.unrolled_cell import forget_gates
@@ -44,6 +46,7 @@ CLAIM = register(Claim(
     condition="f_t,k >= 1 - δ for every t (then Π f >= (1-δ)^T >= 1 - Tδ); products computed in log space",
     quantity="Σ_t log f_t,k of the cell's gates vs the float64 logsigmoid sum, finite for T up to 10^5; "
              "exp(Σ log f) vs the direct float64 product where representable; Σ log f >= T log(1-δ) >= log(1-Tδ)",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 NORMAL_MIN_LOG = math.log(2.0 ** -1022)  # below this a float64 product is subnormal or 0
@@ -142,3 +145,19 @@ def check(cut, seq, device, dtype) -> dict:
 
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_log_space_products()]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _symbolic(ctx):
+    ctx.figures(symbolic=[p["identity"] for p in proofs()])
+
+
+CLAIM.define_checks(
+    # Always reach T = 10^5: Π f = σ(-3 ± ..)^T ~ e^(-3 10^5) (underflows ~1000 times over) and σ(20 ± ..)^T ≈ 1.
+    Check("log-space-products", on_impl(check), drawn_from(forget_gate_sequences(max_log10_steps=5)),
+          examples=(forget_gate_sequence(10 ** 5, 2, 2, 1, -1, -3.0, 7),
+                    forget_gate_sequence(10 ** 5, 2, 2, 1, -1, 20.0, 8)),
+          through_impl=True, aggregate=minimum("min_log_product")),
+    Check("symbolic", _symbolic, dtypes=(), devices=()),
+)

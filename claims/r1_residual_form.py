@@ -22,6 +22,9 @@ from torch.func import jacrev, vmap
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
 from lstm_claims.claims.long_range_tolerances import branch_jacobian_error
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from
+from lstm_claims.strategies import step_problems
+from lstm_claims.strategies.residual_stacks import residual_stacks
 from lstm_claims.claims.tolerances import smallest_subnormal, unit_roundoff
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference import symbolic_long_range
@@ -36,6 +39,7 @@ CLAIM = register(Claim(
     condition="always (for x + F(x); for the cell state with the forget gate fixed to 1)",
     quantity="torch.func Jacobians of x + F(x) vs I + J_F (one rounding) and J_F vs its closed form; the forget-free "
              "cell step's Jacobian through h = o ⊙ tanh(c) vs I + K'M (L2's derived bound); SymPy proofs",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 # A forget gate pinned to 1 in both dtypes: σ(40) = 1 - 4e-18 rounds to 1 in float32 and float64.
@@ -108,3 +112,24 @@ def check_forget_free_step(problem, device, dtype) -> dict:
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_residual_jacobian(2), symbolic_long_range.prove_residual_jacobian(3),
             symbolic_long_range.prove_forget_free_step(1), symbolic_long_range.prove_forget_free_step(2)]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _block(ctx, stack):
+    return check_block(stack.blocks[0], stack.x0, ctx.device, ctx.dtype)
+
+
+def _forget_free(ctx, problem):
+    return check_forget_free_step(problem, ctx.device, ctx.dtype)
+
+
+def _symbolic(ctx):
+    ctx.figures(symbolic=[p["identity"] for p in proofs()])
+
+
+CLAIM.define_checks(
+    Check("residual-block-jacobian", _block, drawn_from(residual_stacks(max_depth=1, max_batch=3))),
+    Check("forget-free-cell-step", _forget_free, drawn_from(step_problems(max_hidden=5))),
+    Check("symbolic", _symbolic, dtypes=(), devices=()),
+)

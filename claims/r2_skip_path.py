@@ -26,6 +26,9 @@ from torch.func import jacrev, vmap
 
 from lstm_claims.claims.long_range_tolerances import U64, branch_jacobian_error, frobenius, product_bound, svd_bound
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum
+from hypothesis import target
+from lstm_claims.strategies.residual_stacks import residual_stacks
 from lstm_claims.claims.tolerances import exp_of_sum_error, gamma, smallest_subnormal, unit_roundoff
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference import symbolic_long_range
@@ -41,6 +44,7 @@ CLAIM = register(Claim(
     quantity="σ_min(Π(I + A_l)) >= Π(1 - ||A_l||) and ||Π(I + A_l) - I|| <= exp(Σ||A_l||) - 1 on every example, "
              "within float64 rounding; the stack's autograd Jacobian vs the product (derived bound); ||Π A_l|| "
              "of the plain stack beside σ_min",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 
@@ -161,3 +165,24 @@ def check(stack, device, dtype, *, autograd_depth: int = 8) -> dict:
 
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_telescoping_expansion(3), symbolic_long_range.prove_exp_bound()]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _bounds(ctx, stack):
+    figures = check(stack, ctx.device, ctx.dtype)
+    target(figures["max_distance_over_exp_bound"], label="||Π(I+A) - I|| / (exp(Σ||A||) - 1)")
+    target(-figures["min_sigma_min_over_lower_bound"], label="-σ_min / Π(1 - ||A||)")
+    return figures
+
+
+def _symbolic(ctx):
+    ctx.figures(symbolic=[p["identity"] for p in proofs()])
+
+
+CLAIM.define_checks(
+    Check("skip-path-bounds", _bounds, drawn_from(residual_stacks(max_depth=32)),
+          aggregate=minimum("min_sigma_min_over_lower_bound", "min_sigma_min_residual",
+                            "min_log10_gap_residual_vs_plain")),
+    Check("symbolic", _symbolic, dtypes=(), devices=()),
+)

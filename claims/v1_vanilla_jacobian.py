@@ -15,6 +15,8 @@ import torch
 from lstm_claims.claims import through_rnn
 from lstm_claims.claims.long_range_tolerances import rnn_step_vjp_error
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from
+from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference import symbolic_long_range
 from lstm_claims.reference.vanilla_rnn import preactivation, step_jacobians
@@ -26,6 +28,7 @@ CLAIM = register(Claim(
     condition="always (h_t = tanh(W_hh h_(t-1) + W_xh x_t + b), torch.nn.RNN with nonlinearity='tanh')",
     quantity="torch.nn.RNN's autograd ∂h_t/∂h_(t-1) at every step of its trajectory against diag(tanh'(z_t)) W_hh "
              "(float64), elementwise within derived bounds; SymPy for n = 1, 2, 3 and the T-step chain",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 WHY = ("rounding bound of one tanh-RNN backward step (z: γ_(m+n+2), tanh and 1 - y², the product with W_hh: "
@@ -52,3 +55,19 @@ def check(problem, device, dtype) -> dict:
 def proofs() -> list[dict]:
     return [*(symbolic_long_range.prove_vanilla_jacobian(n) for n in (1, 2, 3)),
             symbolic_long_range.prove_vanilla_chain(1, 3), symbolic_long_range.prove_vanilla_chain(2, 2)]
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _step_jacobian(ctx, problem):
+    return check(problem, ctx.device, ctx.dtype)
+
+
+def _symbolic(ctx):
+    ctx.figures(symbolic=[p["identity"] for p in proofs()])
+
+
+CLAIM.define_checks(
+    Check("rnn-step-jacobian", _step_jacobian, drawn_from(rnn_problems(max_steps=12))),
+    Check("symbolic", _symbolic, dtypes=(), devices=()),
+)

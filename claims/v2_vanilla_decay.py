@@ -23,6 +23,9 @@ import torch
 from lstm_claims.claims import through_rnn
 from lstm_claims.claims.long_range_tolerances import U64, frobenius, product_bound, rnn_backward_bound, svd_bound
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check, drawn_from, minimum
+from hypothesis import target
+from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
 from lstm_claims.claims.tolerances import gamma
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference.jacobian_chain import ordered_product_chain
@@ -37,6 +40,7 @@ CLAIM = register(Claim(
     quantity="torch.nn.RNN's autograd ∂h_T/∂h_0 vs the closed-form product (derived bound); log ||Π J_t|| <= "
              "Σ log ||J_t|| <= T log(max tanh' ||W_hh||) within float64 rounding; the per-step ratio "
              "(||Π J|| / β^T)^(1/T)",
+    unconditional=True,  # an identity or theorem: its verdict reads `holds`
 ))
 
 
@@ -99,3 +103,17 @@ def check(problem, device, dtype) -> dict:
     if w < 1:
         out["max_rate_when_norm_W_below_1"] = max(rates)
     return out
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _bounded(ctx, problem):
+    figures = check(problem, ctx.device, ctx.dtype)
+    target(figures["max_per_step_ratio_to_bound"], label="(||Π J|| / β^T)^(1/T)")
+    return figures
+
+
+CLAIM.define_checks(
+    Check("product-bounded-by-beta-pow-T", _bounded, drawn_from(rnn_problems(max_steps=40)),
+          aggregate=minimum("min_observed_rate")),
+)

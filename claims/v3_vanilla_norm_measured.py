@@ -23,6 +23,7 @@ from functools import lru_cache
 import torch
 
 from lstm_claims.claims.registry import Claim, register
+from lstm_claims.claims.record import Check
 from lstm_claims.claims.violation import ClaimViolation
 from lstm_claims.reference.vanilla_rnn import default_rnn_params, product_growth_rate
 
@@ -34,6 +35,7 @@ CLAIM = register(Claim(
     condition="measured at torch.nn.RNN's default initialisation, n = 8 .. 1024, inputs N(0, 1) and 0",
     quantity="||W_hh||, ||J_t|| at sampled steps and the rate lim ||Π J_t||^(1/T) per n (median, min, max over "
              "seeds); refuted if the median ||J_t|| >= 1 for some n and input regime",
+    unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
 SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -150,3 +152,24 @@ def plot(table: dict) -> dict:
                          series("1", [ns[0], ns[-1]], [1.0, 1.0], style="k:")], logx=True,
                      note="The note's 'norm generically < 1' against what is measured: the norm exceeds 1 from "
                           "n = 16 on, while the product still decays at about 0.46 per step.")
+
+
+# --- the record's checks ----------------------------------------------------------------------
+
+def _measured(ctx):
+    table = measure(ctx.device)
+    summary = check(table)
+    on = torch.device(ctx.device).type  # one table, line and plot per device: a CUDA run must not overwrite the CPU's
+    ctx.figures(**{f"table_{on}": table, f"verdict_line_{on}": verdict_line(summary),
+                   f"plot_norm_and_rate_vs_n_{on}": plot(table)},
+                **{k: v for k, v in summary.items() if isinstance(v, (int, float))})
+    cx = counterexample(table, summary)
+    if cx:
+        ctx.refute(cx)
+    return {"sizes_measured": len(table["rows"])}
+
+
+CLAIM.define_checks(
+    # A measurement at torch.nn.RNN's default initialisation in float64 (the table says so): no dtype axis.
+    Check("norm-and-rate-measured", _measured, dtypes=()),
+)

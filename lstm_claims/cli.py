@@ -1,13 +1,16 @@
 """`lstm-claims`: run the claim suite and write the report; run the benchmarks.
 
-    lstm-claims run   [--lstm-impl MODULE:ATTR] [--profile ci|thorough] [--device cpu|cuda|all] [--out DIR]
+    lstm-claims run   [--lstm-impl MODULE:ATTR] [--profile ci|thorough] [--seed N] [--device cpu|cuda|all]
+                      [--claims IDS] [--select CASES] [--xfails-file FILE] [--out DIR]
     lstm-claims bench [--out DIR] [--smoke]
     lstm-claims report [--out DIR]        (re-render DIR/index.html from DIR/claims.json and DIR/bench.json)
 
-`run` runs the same pytest tests as `pytest -m claims` (tests/claims), printing one line
-per claim as it finishes, then the verdict table, and writes DIR/claims.json and
-DIR/index.html. Exit status: 0 every check passed, 1 a check failed, 2 a usage or
-contract error (one message).
+`run` runs the installed claim suite (lstm_claims/suite, generated from the claim records)
+in a pytest subprocess with the suite's own configuration, printing one line per claim as
+it finishes, then the verdict table, and writes DIR/claims.json and DIR/index.html. It
+works from any directory: --lstm-impl modules, --out and --xfails-file resolve against the
+directory it is run from. Exit status: 0 every check passed, 1 a check failed, 2 a usage
+or contract error (one message).
 """
 from __future__ import annotations
 
@@ -18,8 +21,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-ROOT = Path(__file__).resolve().parents[1]
-CLAIM_TESTS = ROOT / "tests" / "claims"
+SUITE = Path(__file__).resolve().parent / "suite"
 
 
 def _error(message: str) -> int:
@@ -34,11 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lstm-impl", default=None, metavar="MODULE:ATTR",
                      help="cell under test (default: $CLAIMS_LSTM_IMPL, else the kit's reference cell)")
     run.add_argument("--profile", default="ci", choices=("ci", "thorough"),
-                     help="Hypothesis profile (default: ci, about two minutes; thorough: nightly)")
+                     help="Hypothesis profile (default: ci, about a minute and a half; thorough: nightly)")
+    run.add_argument("--seed", default=None, type=int, metavar="N",
+                     help="session seed of the thorough profile, to replay a run (default: a fresh one, printed)")
     run.add_argument("--device", default="all", choices=("cpu", "cuda", "all"),
                      help="devices to check (default: all; CUDA skips with a reason without a GPU)")
     run.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
     run.add_argument("--claims", default=None, metavar="IDS", help="only these claim IDs, comma-separated")
+    run.add_argument("--select", default=None, metavar="CASES",
+                     help="only these check cases, comma-separated (e.g. L2-decomposition-cpu-float32, as a "
+                          "failure's reproduce command names them)")
     run.add_argument("--xfails-file", default=None, metavar="FILE", help="claim IDs the cell is known to break")
     bench = sub.add_parser("bench", help="run the benchmarks of the recurrence core and add them to the report")
     bench.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
@@ -68,9 +75,8 @@ def _check_cell(spec: str | None, device: str) -> str | None:
 
 
 def cmd_run(args) -> int:
-    if not CLAIM_TESTS.is_dir():
-        return _error(f"the claim tests are not at {CLAIM_TESTS}; install the kit from its repository "
-                      f"(pip install -e .) so that `lstm-claims run` can find them")
+    if not (SUITE / "test_claims.py").is_file():
+        return _error(f"the claim suite is not at {SUITE}: the installation of lstm-claims is incomplete")
     problem = _check_cell(args.lstm_impl, args.device)
     if problem:
         return _error(problem)
@@ -78,9 +84,15 @@ def cmd_run(args) -> int:
     json_path = args.out / "claims.json"
     if json_path.exists():
         json_path.unlink()
-    cmd = [sys.executable, "-m", "pytest", str(CLAIM_TESTS), "-m", "claims", "-q", "--no-header",
-           "-p", "no:cacheprovider", "--claims-progress", f"--claims-json={json_path}",
-           f"--hypothesis-profile={args.profile}", f"--claims-device={args.device}", "-o", "console_output_style=count"]
+    # The suite's own pytest.ini and rootdir: the caller's pytest configuration and conftest files play no part.
+    cmd = [sys.executable, "-m", "pytest", str(SUITE), "-c", str(SUITE / "pytest.ini"), f"--rootdir={SUITE}",
+           "-q", "--no-header", "-p", "no:cacheprovider", "--claims-progress",
+           f"--claims-json={json_path}", f"--claims-profile={args.profile}", f"--claims-device={args.device}",
+           "-o", "console_output_style=count"]
+    if args.seed is not None:
+        cmd.append(f"--claims-seed={args.seed}")
+    if args.select:
+        cmd.append(f"--claims-select={args.select}")
     if args.lstm_impl:
         cmd.append(f"--lstm-impl={args.lstm_impl}")
     if args.claims:
@@ -88,7 +100,7 @@ def cmd_run(args) -> int:
     if args.xfails_file:
         cmd.append(f"--xfails-file={args.xfails_file}")
     print(f"lstm-claims: running the claim suite ({args.profile} profile) ...", flush=True)
-    rc = subprocess.call(cmd, cwd=ROOT)
+    rc = subprocess.call(cmd, cwd=args.out)
     if rc not in (0, 1) or not json_path.exists():
         return _error(f"the claim suite did not run to the end (pytest exit status {rc}); see the messages above")
     from lstm_claims.report import render

@@ -1,244 +1,310 @@
-"""The lstm-claims pytest plugin: options, the cell under test, devices, dtypes, xfails.
+"""The lstm-claims pytest plugin: the claim suite's options, the implementation under test, xfails, results.
 
-Options (group "lstm-claims"):
-  --lstm-impl=MODULE:ATTR   the cell under test (env CLAIMS_LSTM_IMPL; default: the kit's reference cell)
-  --claims-device=cpu|cuda|all   devices to check (default all; CUDA cases skip with a reason without a GPU)
-  --xfails-file=FILE        claim IDs the cell is known to depart from (one per line, '#' comments)
-Hypothesis's own --hypothesis-profile selects `ci` (default) or `thorough`.
+Inert unless asked (model: Hypothesis's own plugin). Installed in an environment, it adds
+its options and the `claims`/`claim` markers, and nothing else happens in a pytest run that
+does not collect the kit's claim suite (lstm_claims/suite): no fixture, no parametrization of
+other tests, no Hypothesis profile loaded, no torch flag changed. When the suite is
+collected, it loads and contract-checks the implementation once, switches TF32 off and sets
+torch's thread count for the session (both restored at the end), and collects per-claim results.
+
+Options (group "lstm-claims"): see pytest_addoption, and the README's table.
 """
 from __future__ import annotations
 
-import os
 import json
+import os
+import random
+from dataclasses import dataclass
 
 import pytest
 import torch
-from hypothesis import settings
 
-from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
-from lstm_claims.claims.registry import CLAIM_IDS
 from lstm_claims import __version__
-from lstm_claims.profiles import DEFAULT_PROFILE
+from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
+from lstm_claims.claims.record import DEVICES, DTYPES, CheckCase, cases_of, dtype_name
+from lstm_claims.claims.registry import CLAIM_IDS, CLAIMS, all_claims
+from lstm_claims.profiles import DEFAULT_PROFILE, PROFILES, profile_settings
 from lstm_claims.results import ClaimLog
 
 ENV_IMPL = "CLAIMS_LSTM_IMPL"
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+REPLAY_OUT = "lstm-claims-replay"
 _STATE = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("lstm-claims", "lstm-claims: the cell under test and where to check it")
+    group = parser.getgroup("lstm-claims", "lstm-claims: the claim suite, the implementation under test")
     group.addoption("--lstm-impl", default=None, metavar="MODULE:ATTR",
-                    help=f"the LSTM cell under test, e.g. torch.nn:LSTMCell (default: ${ENV_IMPL} if set, "
-                         f"else the kit's reference cell {DEFAULT_IMPL})")
+                    help=f"the LSTM implementation under test, e.g. torch.nn:LSTMCell (default: ${ENV_IMPL} if "
+                         f"set, else the kit's reference cell {DEFAULT_IMPL})")
     group.addoption("--claims-device", default="all", choices=("cpu", "cuda", "all"),
                     help="devices to check the claims on (default: all; CUDA cases skip with a reason when "
                          "no GPU is present)")
+    group.addoption("--claims-profile", default=DEFAULT_PROFILE, choices=tuple(PROFILES),
+                    help="the kit's Hypothesis profile for the claim checks (default: ci, derandomized, "
+                         "30 examples; thorough: random seeds, 600 examples)")
+    group.addoption("--claims-seed", default=None, type=int, metavar="N",
+                    help="the session seed of a random profile (thorough), to replay a run (default: a fresh "
+                         "one, printed in the header and claims.json)")
     group.addoption("--claims-json", default=None, metavar="PATH",
                     help="write the per-claim results (outcomes, examples, figures, counterexamples) to PATH "
                          "as JSON (default: not written; `lstm-claims run` uses it for its report)")
     group.addoption("--claims-ids", default=None, metavar="IDS",
                     help="run only the checks of these claims, comma-separated (e.g. L0,L5; default: all)")
+    group.addoption("--claims-select", default=None, metavar="CASES",
+                    help="run only these check cases, comma-separated ids as in the test ids "
+                         "(e.g. L2-decomposition-cpu-float32; default: all)")
     group.addoption("--claims-progress", action="store_true", default=False,
                     help="print one line per claim as soon as all its checks have run (used by `lstm-claims run`)")
     group.addoption("--claims-threads", default=1, type=int, metavar="N",
                     help="torch threads while the claim suite runs (default: 1; the checks apply many small ops, "
                          "where extra threads only add synchronisation)")
     group.addoption("--xfails-file", default=None, metavar="FILE",
-                    help="file of claim IDs the cell under test is known to break (one per line, '#' starts a "
-                         "comment); those checks run as expected failures and an unexpected pass fails "
-                         "(default: none)")
+                    help="known departures of the implementation, one per line: a claim ID, optionally a device "
+                         "and a dtype ('L0 cuda float16'); '#' starts a comment. The matching checks that run "
+                         "the implementation are expected to fail (default: none)")
 
 
-def _impl_spec(config) -> str:
-    return config.getoption("lstm_impl") or os.environ.get(ENV_IMPL) or DEFAULT_IMPL
+# --- configuration --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class XfailEntry:
+    claim_id: str
+    device: str | None
+    dtype: str | None
+    reason: str
+    where: str  # FILE:LINE
+
+    def matches(self, case: CheckCase) -> bool:
+        return (case.claim_id == self.claim_id and case.check.through_impl
+                and self.device in (None, case.device) and self.dtype in (None, dtype_name(case.dtype)))
+
+    def __str__(self):
+        return " ".join(p for p in (self.claim_id, self.device, self.dtype) if p)
 
 
-def read_xfails(path) -> dict[str, str]:
-    """{claim ID: reason} from an xfails file; unknown IDs are a usage error."""
-    out = {}
+def read_xfails(path) -> list[XfailEntry]:
+    """Entries of an xfails file; an unknown word is a usage error naming the line."""
+    out = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             body, _, comment = line.partition("#")
-            for token in body.split():
-                if token not in CLAIM_IDS:
-                    raise pytest.UsageError(f"{path}:{lineno}: {token!r} is not a claim ID "
-                                            f"({', '.join(CLAIM_IDS)})")
-                out[token] = comment.strip() or f"listed in {path}"
+            words = body.split()
+            if not words:
+                continue
+            ids = [w for w in words if w in CLAIM_IDS]
+            devices = [w for w in words if w in DEVICES]
+            dtypes = [w for w in words if w in DTYPES]
+            unknown = [w for w in words if w not in ids + devices + dtypes]
+            if unknown or not ids or len(devices) > 1 or len(dtypes) > 1:
+                raise pytest.UsageError(
+                    f"{path}:{lineno}: {line.strip()!r}: an entry is one or more claim IDs ({', '.join(CLAIM_IDS)}), "
+                    f"optionally one device ({', '.join(DEVICES)}) and one dtype ({', '.join(DTYPES)})"
+                    + (f"; {', '.join(map(repr, unknown))} is none of these" if unknown else ""))
+            for cid in ids:
+                out.append(XfailEntry(cid, devices[0] if devices else None, dtypes[0] if dtypes else None,
+                                      comment.strip() or f"listed in {path}", f"{path}:{lineno}"))
     return out
 
 
-def _make_examples_independent_of_imports():
-    """Stop Hypothesis from mixing constants found in the project's imported modules into draws.
+def _impl_spec(config) -> tuple[str, str]:
+    if config.getoption("lstm_impl"):
+        return config.getoption("lstm_impl"), "--lstm-impl"
+    if os.environ.get(ENV_IMPL):
+        return os.environ[ENV_IMPL], f"${ENV_IMPL}"
+    return DEFAULT_IMPL, "default"
 
-    Hypothesis (6.131+) sometimes draws a constant harvested from the *local* modules
-    currently imported, so a derandomized test drew different examples when run alone
-    (its reproduce command) than inside the full suite. Turning that source off makes the
-    reproduce command replay exactly the examples of the run that failed. It is a private
-    hook: on a Hypothesis without it this does nothing.
-    """
-    try:
-        from hypothesis.internal.conjecture import providers
-        empty = providers.Constants()
-    except (ImportError, AttributeError, TypeError):
-        return
-    if hasattr(providers, "_get_local_constants"):
-        providers._get_local_constants = lambda: empty
+
+def _csv(value) -> list[str]:
+    return [w.strip() for w in (value or "").split(",") if w.strip()]
 
 
 def pytest_configure(config):
+    # Marker definitions only: they change nothing in a run that does not use them.
     config.addinivalue_line("markers", "claims: the claim suite (every check of a claim of CLAIMS.md)")
     config.addinivalue_line("markers", "claim(id): the claim ID (L0-L9, G1-G4, V1-V3, R1-R2) a test checks")
-    if not config.getoption("hypothesis_profile", None):
-        settings.load_profile(DEFAULT_PROFILE)
-    # Reference checks are float64 and float32 tolerances assume IEEE float32 products:
-    # TF32 (10-bit mantissa) would break them on Ampere+ GPUs, so it is off for the session.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    spec, source = _impl_spec(config)
+    ids = _csv(config.getoption("claims_ids"))
+    unknown = [i for i in ids if i not in CLAIM_IDS]
+    if unknown:
+        raise pytest.UsageError(f"--claims-ids: {', '.join(unknown)} not a claim ID ({', '.join(CLAIM_IDS)})")
     xfails_path = config.getoption("xfails_file")
+    profile = config.getoption("claims_profile")
+    seed = config.getoption("claims_seed")
+    if seed is None and not profile_settings(profile).derandomize:
+        seed = random.SystemRandom().randrange(2 ** 32)
     config.stash[_STATE] = {
-        "spec": _impl_spec(config),
-        "cut": None,
-        "xfails": read_xfails(xfails_path) if xfails_path else {},
-        "log": ClaimLog(),
-        "remaining": {},
-        "item_claims": {},
+        "spec": spec, "source": source, "profile": profile, "seed": seed,
+        "ids": ids or list(CLAIM_IDS), "select": set(_csv(config.getoption("claims_select"))),
+        "xfails": read_xfails(xfails_path) if xfails_path else [],
+        "cut": None, "active": False, "log": ClaimLog(), "remaining": {}, "item_cases": {},
+        "xfail_hits": {}, "restore": {},
     }
     _CONFIG["config"] = config
-    _make_examples_independent_of_imports()
 
 
 def selected_devices(config) -> list[str]:
     choice = config.getoption("claims_device")
-    return ["cpu", "cuda"] if choice == "all" else [choice]
+    return list(DEVICES) if choice == "all" else [choice]
 
 
-def pytest_report_header(config):
+# --- the suite's parametrization (called from lstm_claims/suite's pytest_generate_tests) -----------
+
+def selected_cases(config) -> list[CheckCase]:
     st = config.stash[_STATE]
-    spec = st["spec"]
-    source = "--lstm-impl" if config.getoption("lstm_impl") else (f"${ENV_IMPL}" if os.environ.get(ENV_IMPL) else "default")
-    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CUDA cases skip)"
-    return [
-        f"lstm-claims {__version__}: cell under test {spec} (from {source})",
-        f"  torch {torch.__version__}; devices {', '.join(selected_devices(config))}; CUDA: {cuda}; TF32 off",
-        f"  hypothesis profile {settings._current_profile}; {ENV_IMPL}={os.environ.get(ENV_IMPL, '(unset)')}",
-        f"  xfails: {', '.join(sorted(st['xfails'])) or 'none'}",
-    ]
+    cases = cases_of(all_claims(st["ids"]), devices=selected_devices(config))
+    if st["select"]:
+        known = {c.id for c in cases_of(all_claims())}
+        unknown = sorted(st["select"] - known)
+        if unknown:
+            raise pytest.UsageError(f"--claims-select: no check case {', '.join(unknown)} "
+                                    f"(case ids look like L2-decomposition-cpu-float32)")
+        cases = [c for c in cases if c.id in st["select"]]
+    return cases
 
 
-def claim_id_of(item) -> str | None:
-    mark = item.get_closest_marker("claim")
-    return mark.args[0] if mark and mark.args else None
+def parametrize_cases(metafunc) -> None:
+    config = metafunc.config
+    st = config.stash[_STATE]
+    params = []
+    for case in selected_cases(config):
+        marks = [pytest.mark.claims, pytest.mark.claim(case.claim_id)]
+        if case.device == "cuda" and not torch.cuda.is_available():
+            marks.append(pytest.mark.skip(reason="CUDA is not available on this machine (torch.cuda.is_available() "
+                                                 "is False); the CUDA case runs where a GPU is present"))
+        hits = [e for e in st["xfails"] if e.matches(case)]
+        if hits:
+            # Not strict per check: a departure shows in some checks of a claim, not all. A listed
+            # entry none of whose checks failed is reported at the end of the session (stale entry).
+            marks.append(pytest.mark.xfail(reason="; ".join(f"{e}: {e.reason}" for e in hits), strict=False))
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
 
 
-def _explicitly_parametrized(metafunc, name) -> bool:
-    for mark in metafunc.definition.iter_markers("parametrize"):
-        names = mark.args[0]
-        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
-            return True
-    return False
+# --- loading the implementation ---------------------------------------------------------------
+
+def _claim_items(items):
+    return [it for it in items if it.get_closest_marker("claims") and _case_of(it) is not None]
 
 
-def pytest_generate_tests(metafunc):
-    """`device` and `dtype` arguments expand over the selected devices and both dtypes (unless a test sets them)."""
-    if "device" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "device"):
-        params = []
-        for dev in selected_devices(metafunc.config):
-            marks = []
-            if dev == "cuda" and not torch.cuda.is_available():
-                marks = [pytest.mark.skip(reason="CUDA is not available on this machine (torch.cuda.is_available() "
-                                                 "is False); the CUDA case runs where a GPU is present")]
-            params.append(pytest.param(dev, marks=marks, id=dev))
-        metafunc.parametrize("device", params)
-    if "dtype" in metafunc.fixturenames and not _explicitly_parametrized(metafunc, "dtype"):
-        metafunc.parametrize("dtype", [pytest.param(d, id=name) for name, d in DTYPES.items()])
-
-
-def _claim_order(item):
-    cid = claim_id_of(item)
-    return CLAIM_IDS.index(cid) if cid in CLAIM_IDS else len(CLAIM_IDS)
+def _case_of(item) -> CheckCase | None:
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("case") if callspec else None
+    return case if isinstance(case, CheckCase) else None
 
 
 def pytest_collection_modifyitems(session, config, items):
-    # L0 first: every other claim presupposes it, so its verdict is reported before theirs.
-    items.sort(key=_claim_order)
-    wanted = config.getoption("claims_ids")
-    if wanted:
-        ids = {w.strip() for w in wanted.split(",") if w.strip()}
-        unknown = ids - set(CLAIM_IDS)
-        if unknown:
-            raise pytest.UsageError(f"--claims-ids: {', '.join(sorted(unknown))} not a claim ID ({', '.join(CLAIM_IDS)})")
-        keep = [it for it in items if claim_id_of(it) in ids]
-        config.hook.pytest_deselected(items=[it for it in items if claim_id_of(it) not in ids])
-        items[:] = keep
-    remaining = config.stash[_STATE]["remaining"] = {}
-    for item in items:
-        cid = claim_id_of(item)
-        if cid:
-            remaining[cid] = remaining.get(cid, 0) + 1
-    xfails = config.stash[_STATE]["xfails"]
-    for item in items:
-        cid = claim_id_of(item)
-        if cid in xfails:
-            item.add_marker(pytest.mark.xfail(reason=f"{cid}: {xfails[cid]}", strict=True))
+    st = config.stash[_STATE]
+    claim_items = _claim_items(items)
+    st["remaining"] = {}
+    for item in claim_items:
+        case = _case_of(item)
+        st["item_cases"][item.nodeid] = case
+        st["remaining"][case.claim_id] = st["remaining"].get(case.claim_id, 0) + 1
 
 
 def pytest_collection_finish(session):
-    """Load the cell under test and check its contract once, before any claim runs."""
-    if not any(item.get_closest_marker("claims") for item in session.items):
-        return
+    """When the claim suite is collected: load the implementation and check its contract once."""
     st = session.config.stash[_STATE]
+    if not st["item_cases"]:
+        return
+    st["active"] = True
+    runs_impl = [c for c in st["item_cases"].values() if c.check.through_impl]
     try:
         cut = CellUnderTest.load(st["spec"])
-        for dev in selected_devices(session.config):
-            if dev == "cuda" and not torch.cuda.is_available():
-                continue
-            for dtype in DTYPES.values():
-                check_contract(cut, dev, dtype)
+        if runs_impl:
+            for dev in sorted({c.device for c in runs_impl}):
+                if dev == "cuda" and not torch.cuda.is_available():
+                    continue
+                for dtype in sorted({c.dtype for c in runs_impl if c.device == dev}, key=str):
+                    check_contract(cut, dev, dtype)
     except CellContractError as exc:
         pytest.exit(f"lstm-claims: the cell under test breaks the LSTMCell contract: {exc}", returncode=2)
     st["cut"] = cut
-    st["threads_before"] = torch.get_num_threads()
+    # Session-wide settings the checks assume, restored in pytest_sessionfinish: float32 tolerances
+    # assume IEEE float32 products (TF32's 10-bit mantissa would break them on Ampere+ GPUs), and the
+    # checks' many small ops gain nothing from extra threads.
+    st["restore"] = {"threads": torch.get_num_threads(), "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                     "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(session.config.getoption("claims_threads"))
-    st["item_claims"] = {item.nodeid: claim_id_of(item) for item in session.items if claim_id_of(item)}
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        for line in header_lines(session.config):
+            tr.write_line(line)
 
 
-@pytest.fixture(scope="session")
-def cell_under_test(request) -> CellUnderTest:
-    st = request.config.stash[_STATE]
-    if st["cut"] is None:  # a test that needs the cell but was not marked `claims`
+def header_lines(config) -> list[str]:
+    st = config.stash[_STATE]
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CUDA cases skip)"
+    seed = st["seed"] if st["seed"] is not None else "derandomized (each check's seed derives from its case id)"
+    return [
+        f"lstm-claims {__version__}: cell under test {st['spec']} (from {st['source']})",
+        f"  torch {torch.__version__}; devices {', '.join(selected_devices(config))}; CUDA: {cuda}; TF32 off",
+        f"  profile {st['profile']}; seed {seed}; {ENV_IMPL}={os.environ.get(ENV_IMPL, '(unset)')}",
+        f"  xfails: {', '.join(map(str, st['xfails'])) or 'none'}",
+    ]
+
+
+# --- running a case (called from the suite's test template) -------------------------------------
+
+def reproduce_command(config, case: CheckCase) -> str:
+    """The command that replays `case` as this session ran it, from the directory the user ran in."""
+    st = config.stash[_STATE]
+    seed = f" --seed={st['seed']}" if st["seed"] is not None else ""
+    return (f"lstm-claims run --lstm-impl={st['spec']} --profile={st['profile']}{seed} "
+            f"--device={case.device or 'cpu'} --claims={case.claim_id} --select={case.id} --out={REPLAY_OUT}")
+
+
+def run_case_in_session(request, case: CheckCase) -> None:
+    from lstm_claims.runner import run_case
+
+    __tracebackhide__ = True
+    config = request.config
+    st = config.stash[_STATE]
+    if st["cut"] is None:
         st["cut"] = CellUnderTest.load(st["spec"])
-    return st["cut"]
+    run_case(case, st["cut"] if case.check.through_impl else None, st["log"],
+             settings_=profile_settings(st["profile"]), session_seed=st["seed"],
+             reproduce=reproduce_command(config, case))
 
 
-@pytest.fixture(scope="session")
-def claim_log(request) -> ClaimLog:
-    return request.config.stash[_STATE]["log"]
-
+# --- outcomes, progress, summary -------------------------------------------------------------------
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
-    cid = claim_id_of(item)
-    if cid is None or rep.when not in ("setup", "call"):
+    st = item.config.stash[_STATE]
+    case = st["item_cases"].get(item.nodeid)
+    if case is None or rep.when not in ("setup", "call"):
         return rep
-    entry = item.config.stash[_STATE]["log"][cid]
+    entry = st["log"][case.claim_id]
     if rep.when == "call" or rep.outcome != "passed":
         if hasattr(rep, "wasxfail"):
-            key = "xpassed" if rep.outcome in ("passed", "failed") and rep.when == "call" and not rep.skipped else "xfailed"
+            key = "xfailed" if rep.skipped else "xpassed"
         else:
             key = rep.outcome
         setattr(entry, key, getattr(entry, key) + 1)
+        if key == "xfailed":
+            for e in st["xfails"]:
+                if e.matches(case):
+                    st["xfail_hits"][e] = st["xfail_hits"].get(e, 0) + 1
     if rep.failed:
         message = str(rep.longrepr.reprcrash.message) if hasattr(rep.longrepr, "reprcrash") else str(rep.longrepr)
-        entry.failures.append((item.nodeid, message.splitlines()[0][:500] if message else ""))
-        st = item.config.stash[_STATE]
-        profile = settings._current_profile
+        entry.failures.append((case.id, message.splitlines()[0][:500] if message else "",
+                               reproduce_command(item.config, case)))
         rep.sections.append(("lstm-claims", (
-            f"claim {cid} failed for {st['spec']} ({item.name}).\n"
-            f"reproduce: python -m pytest '{item.nodeid}' --lstm-impl={st['spec']} --hypothesis-profile={profile}"
-            + ("" if profile == "ci" else "  (plus the @reproduce_failure blob printed above)"))))
+            f"claim {case.claim_id} failed for {st['spec']} (check {case.id}).\n"
+            f"reproduce: {reproduce_command(item.config, case)}\n"
+            f"      or: python -m pytest --pyargs lstm_claims.suite --lstm-impl={st['spec']} "
+            f"--claims-profile={st['profile']}" + (f" --claims-seed={st['seed']}" if st["seed"] is not None else "")
+            + f" --claims-select={case.id}")))
     return rep
+
+
+def _unconditional(cid) -> bool:
+    claim = CLAIMS.get(cid)
+    return bool(claim and claim.unconditional)
 
 
 @pytest.hookimpl(trylast=True)
@@ -247,15 +313,14 @@ def pytest_runtest_logfinish(nodeid, location):
     if config is None or not config.getoption("claims_progress"):
         return
     st = config.stash[_STATE]
-    cid = st["item_claims"].get(nodeid)
-    if cid is None:
+    case = st["item_cases"].get(nodeid)
+    if case is None:
         return
+    cid = case.claim_id
     st["remaining"][cid] -= 1
     if st["remaining"][cid] == 0:
-        from lstm_claims.claims.registry import CLAIMS
         r = st["log"][cid]
-        claim = CLAIMS.get(cid)
-        verdict = r.verdict(unconditional=bool(claim and claim.condition.startswith("always")))
+        verdict = r.verdict(unconditional=_unconditional(cid))
         tr = config.pluginmanager.get_plugin("terminalreporter")
         line = (f"{cid:>3}  {verdict:<22} checks passed {r.passed}, failed {r.failed}, xfailed {r.xfailed}, "
                 f"skipped {r.skipped}; examples {r.examples}")
@@ -267,66 +332,95 @@ def pytest_runtest_logfinish(nodeid, location):
 _CONFIG: dict = {}
 
 
+def xfails_report(config) -> dict:
+    """Entries that match no check running the implementation (ignored), and stale ones (none of their checks failed)."""
+    st = config.stash[_STATE]
+    every_case = cases_of(all_claims())
+    unmatched = [e for e in st["xfails"] if not any(e.matches(c) for c in every_case)]
+    ran = list(st["item_cases"].values())
+    stale = [e for e in st["xfails"] if e not in unmatched and any(e.matches(c) for c in ran)
+             and not st["xfail_hits"].get(e)]
+    return {"unmatched": unmatched, "stale": stale}
+
+
 def claims_payload(config) -> dict:
     """Everything the run learnt, per claim ID (the schema of the report's claims.json)."""
-    from lstm_claims.claims.registry import CLAIMS
     st = config.stash[_STATE]
     results = st["log"].results
-    profile = settings._current_profile
-    rerun = f"lstm-claims run --lstm-impl={st['spec']} --profile={profile}"
+    rerun = f"lstm-claims run --lstm-impl={st['spec']} --profile={st['profile']}" + (
+        f" --seed={st['seed']}" if st["seed"] is not None else "")
+    xf = xfails_report(config)
     out = {}
-    for cid in CLAIM_IDS:
-        claim, r = CLAIMS.get(cid), results.get(cid)
-        entry = {"id": cid, "title": claim.title if claim else "not implemented in this version of the kit",
-                 "statement": claim.statement if claim else "", "condition": claim.condition if claim else "",
-                 "quantity": claim.quantity if claim else ""}
+    for claim in all_claims():
+        cid, r = claim.id, results.get(claim.id)
+        entry = {"id": cid, "title": claim.title, "statement": claim.statement, "condition": claim.condition,
+                 "quantity": claim.quantity, "unconditional": claim.unconditional,
+                 "checks": [c.name for c in claim.checks]}
         raw = r.to_json() if r else {}
-        entry["verdict"] = r.verdict(unconditional=claim.condition.startswith("always")) if (r and claim) else "not-run"
+        entry["verdict"] = r.verdict(unconditional=claim.unconditional) if r else "not-run"
         for key in ("examples", "passed", "failed", "xfailed", "xpassed", "skipped"):
             entry[key] = raw.get(key, 0)
         entry["expected_failure"] = bool(entry["xfailed"]) and not entry["failed"]
         entry["figures"] = raw.get("figures", {})
         entry["counterexample"] = raw.get("counterexample")
-        entry["failures"] = raw.get("failures", [])
-        if entry["failures"]:
-            entry["reproduce"] = f"python -m pytest '{entry['failures'][0][0]}' --lstm-impl={st['spec']} " \
-                                 f"--hypothesis-profile={profile}"
+        entry["failures"] = [list(f[:2]) for f in raw.get("failures", [])]
+        if raw.get("failures"):
+            entry["reproduce"] = raw["failures"][0][2]
         else:
-            entry["reproduce"] = raw.get("reproduce") or f"{rerun} --claims={cid}"
+            entry["reproduce"] = raw.get("reproduce") or f"{rerun} --claims={cid} --out={REPLAY_OUT}"
+        entry["stale_xfails"] = [str(e) for e in xf["stale"] if e.claim_id == cid]
         out[cid] = entry
-    seed = config.getoption("hypothesis_seed", None)
-    return {"kit_version": __version__, "impl": st["spec"], "torch_version": torch.__version__,
+    return {"kit_version": __version__, "impl": st["spec"], "impl_source": st["source"],
+            "torch_version": torch.__version__,
             "devices": [d for d in selected_devices(config) if d != "cuda" or torch.cuda.is_available()],
-            "profile": profile,
-            "seed": seed if seed is not None else ("derandomized: each test's seed derives from its name"
-                                                   if settings.default.derandomize else "random (printed on failure)"),
+            "profile": st["profile"],
+            "seed": st["seed"] if st["seed"] is not None else "derandomized: each check's seed derives from its case id",
+            "xfails": [str(e) for e in st["xfails"]],
+            "xfails_unmatched": [f"{e} ({e.where})" for e in xf["unmatched"]],
             "claims": out}
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _STATE in session.config.stash and "threads_before" in session.config.stash[_STATE]:
-        torch.set_num_threads(session.config.stash[_STATE]["threads_before"])
+    st = session.config.stash.get(_STATE, None)
+    if not st or not st["active"]:
+        return
+    restore = st["restore"]
+    if restore:
+        torch.set_num_threads(restore["threads"])
+        torch.backends.cuda.matmul.allow_tf32 = restore["tf32_matmul"]
+        torch.backends.cudnn.allow_tf32 = restore["tf32_cudnn"]
+    if xfails_report(session.config)["stale"] and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a stale xfails entry fails the run (see the summary)
     path = session.config.getoption("claims_json", None)
-    if path and _STATE in session.config.stash:
+    if path:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(claims_payload(session.config), fh, indent=2, default=str)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    results = config.stash[_STATE]["log"].results
-    if not results:
+    st = config.stash.get(_STATE, None)
+    if not st or not st["active"]:
         return
+    results = st["log"].results
     tr = terminalreporter
-    payload = claims_payload(config)["claims"]
     tr.section("lstm-claims: per-claim summary")
-    tr.write_line(f"cell under test: {config.stash[_STATE]['spec']}")
+    tr.write_line(f"cell under test: {st['spec']}")
     for cid in CLAIM_IDS:
         if cid not in results:
             continue
         e = results[cid]
+        verdict = e.verdict(unconditional=_unconditional(cid))
         figs = ", ".join(f"{k}={v:.3g}" for k, v in sorted(e.figures.items()) if isinstance(v, float))
-        tr.write_line(f"{cid:>3}  {payload[cid]['verdict']:<22} checks passed {e.passed}, failed {e.failed}, "
+        tr.write_line(f"{cid:>3}  {verdict:<22} checks passed {e.passed}, failed {e.failed}, "
                       f"xfailed {e.xfailed}, skipped {e.skipped}; examples {e.examples}" + (f"; {figs}" if figs else ""))
     if results.get("L0") and results["L0"].failed:
         tr.write_line("L0 failed: the cell is not the standard LSTM, and every other verdict presupposes it.",
                       red=True)
+    xf = xfails_report(config)
+    for e in xf["unmatched"]:
+        tr.write_line(f"lstm-claims: warning: xfails entry {e} ({e.where}) matches no check that runs the "
+                      f"implementation under test (its checks are proofs or measurements of torch's own modules); "
+                      f"it is ignored", yellow=True)
+    for e in xf["stale"]:
+        tr.write_line(f"lstm-claims: xfails entry {e} ({e.where}) expected a failure, but every one of its checks "
+                      f"that runs the implementation passed: remove the entry (the run fails until then)", red=True)

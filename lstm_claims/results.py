@@ -1,8 +1,10 @@
 """Per-claim results collected during a pytest run, and the verdict rule.
 
-Tests feed a ClaimLog (the `claim_log` fixture):
-  example(ID, **figures)      one example checked; figures aggregate (min_* by min, others by max)
-  figures(ID, **figures)      figures without counting an example (tables, fitted rates)
+The runner (lstm_claims/runner.py) feeds a ClaimLog as each check runs:
+  example(ID, aggregate=..., **figures)   one example checked; each figure aggregates as its
+                              check declares (Check.aggregate: max, min, last, sum), numbers by
+                              max and everything else by last when not declared
+  figures(ID, aggregate=..., **figures)   figures without counting an example (tables, fitted rates)
   refute(ID, counterexample, reproduce=...)   the note's statement, as written, fails here
   points(ID, key, label, xs, ys, title=..., xlabel=..., ylabel=...)   add points to a plot figure
                               (claims/plots.py), one series per label, accumulated over examples
@@ -25,7 +27,7 @@ VERDICTS = ("holds", "holds-under-condition", "refuted", "failed", "not-run")
 @dataclass
 class ClaimResult:
     claim_id: str
-    examples: int = 0
+    examples: int = 0  # distinct examples executed (not Hypothesis's shrink attempts or replays)
     passed: int = 0
     failed: int = 0
     xfailed: int = 0
@@ -68,22 +70,25 @@ class ClaimLog:
             self.results[claim_id] = ClaimResult(claim_id)
         return self.results[claim_id]
 
-    def _merge(self, claim_id, figures):
+    def _merge(self, claim_id, figures, aggregate):
         entry = self[claim_id].figures
         for key, value in figures.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                # min_* figures aggregate by their minimum over examples, all others by their maximum.
-                pick, start = (min, math.inf) if key.startswith("min_") else (max, -math.inf)
-                entry[key] = pick(entry.get(key, start), float(value))
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            how = aggregate.get(key, "max" if number else "last")
+            if how == "last" or not number:
+                entry[key] = value  # tables, lists, strings, plots: the last one written
+            elif how == "sum":
+                entry[key] = entry.get(key, 0.0) + float(value)
             else:
-                entry[key] = value  # tables, lists, strings: the last one written
+                pick, start = (min, math.inf) if how == "min" else (max, -math.inf)
+                entry[key] = pick(entry.get(key, start), float(value))
 
-    def example(self, claim_id: str, **figures) -> None:
+    def example(self, claim_id: str, *, aggregate=None, **figures) -> None:
         self[claim_id].examples += 1
-        self._merge(claim_id, figures)
+        self._merge(claim_id, figures, aggregate or {})
 
-    def figures(self, claim_id: str, **figures) -> None:
-        self._merge(claim_id, figures)
+    def figures(self, claim_id: str, *, aggregate=None, **figures) -> None:
+        self._merge(claim_id, figures, aggregate or {})
 
     def points(self, claim_id: str, key: str, label: str, xs, ys, *, title: str, xlabel: str, ylabel: str,
                logx: bool = False, logy: bool = False, style: str = "o", note: str = "") -> None:

@@ -1,0 +1,102 @@
+"""Run one CheckCase: draw its examples with Hypothesis, call the check, record what it measured.
+
+Used by the claim suite (lstm_claims/suite), the in-process catalogue runner
+(lstm_claims/inprocess) and parametrize_with_checks (lstm_claims/testing), so every caller
+runs the same checks the same way. What it adds around a check's `run`:
+
+* examples: one per call, counted until the first failure; Hypothesis's shrink attempts
+  and its final replay of the minimal example run with recording off (they are not new
+  examples, and a passing shrink candidate must not move the figures);
+* refutation: a ClaimViolation that the check's `refuted_by` accepts is a counterexample to
+  the note, recorded, and the example passes;
+* seeds: derandomized profiles derive each check's seed from its case id; random profiles
+  take `seed` (the session's, mixed with the case id) so a run can be replayed;
+* Hypothesis's harvesting of constants from imported modules is off while a check runs, so
+  the same case draws the same examples alone and inside the whole suite.
+"""
+from __future__ import annotations
+
+import contextlib
+import zlib
+
+from hypothesis import example, given, note, seed as hypothesis_seed, settings
+
+from lstm_claims.claims.record import CheckCase, CheckContext
+from lstm_claims.claims.violation import ClaimViolation
+
+
+@contextlib.contextmanager
+def _constants_from_imports_off():
+    """Hypothesis (6.131+) mixes constants harvested from the imported *local* modules into
+    draws, so a derandomized check drew other examples alone (its reproduce command) than
+    inside the full suite. Off while a check runs, restored after. A private hook: on a
+    Hypothesis without it this does nothing."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        empty = providers.Constants()
+        original = providers._get_local_constants
+    except (ImportError, AttributeError, TypeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+
+
+def case_seed(session_seed: int, case: CheckCase) -> int:
+    return (int(session_seed) + zlib.crc32(case.id.encode())) % 2 ** 32
+
+
+def run_case(case: CheckCase, cut, log, *, settings_: settings, session_seed: int | None = None,
+             reproduce: str = "", strategy=None) -> None:
+    """Run `case` on `cut` (None for checks that do not run the implementation), recording into `log`.
+
+    Raises the check's ClaimViolation (or any other exception) when it fails; Hypothesis
+    prints the minimal example, with the case id and `reproduce` as notes. `strategy`
+    replaces the check's own (for the kit's meta tests).
+    """
+    __tracebackhide__ = True
+    check = case.check
+    ctx = CheckContext(case, cut, log, reproduce=reproduce)
+    failed = []
+
+    def call(*drawn):
+        ctx.recording = not failed
+        try:
+            figures = check.run(ctx, *drawn)
+        except ClaimViolation as exc:
+            if check.refuted_by is not None and check.refuted_by(exc):
+                ctx.refute({"check": case.id, "device": case.device, "dtype": str(case.dtype), "message": str(exc),
+                            **exc.figures})
+                ctx.figures(counterexamples=1.0)
+                figures = {}
+            else:
+                failed.append(exc)
+                raise
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+        if ctx.recording:
+            log.example(case.claim_id, aggregate=check.aggregate, **(figures or {}))
+
+    with _constants_from_imports_off():
+        if check.strategy is None and strategy is None:
+            call()
+            return
+
+        def inner(drawn):
+            note(f"claim {case.claim_id}, check {case.id}" + (f"; reproduce: {reproduce}" if reproduce else ""))
+            call(drawn)
+
+        # Hypothesis derives a derandomized seed from the test function's name and source: one name per case.
+        inner.__name__ = inner.__qualname__ = "check_" + case.id.replace("-", "_")
+        test = given(strategy if strategy is not None else check.strategy(case.device, case.dtype))(inner)
+        for value in reversed(check.examples):
+            test = example(value)(test)
+        scale = check.max_examples_scale
+        test = settings(settings_, max_examples=max(1, round(settings_.max_examples * scale)))(test)
+        if session_seed is not None and not settings_.derandomize:
+            test = hypothesis_seed(case_seed(session_seed, case))(test)
+        test()
