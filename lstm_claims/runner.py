@@ -90,8 +90,11 @@ def run_case(case: CheckCase, cut, log, *, settings_: settings, session_seed: in
             note(f"claim {case.claim_id}, check {case.id}" + (f"; reproduce: {reproduce}" if reproduce else ""))
             call(drawn)
 
-        # Hypothesis derives a derandomized seed from the test function's name and source: one name per case.
         inner.__name__ = inner.__qualname__ = "check_" + case.id.replace("-", "_")
+        # A derandomized seed derives from the test function's source and this extra digest (the hook
+        # Hypothesis's own pytest plugin uses for parametrized cases): one seed per case id, whatever
+        # else runs in the session.
+        inner._hypothesis_internal_add_digest = case.id.encode()
         test = given(strategy if strategy is not None else check.strategy(case.device, case.dtype))(inner)
         for value in reversed(check.examples):
             test = example(value)(test)

@@ -189,7 +189,7 @@ class Mutant:
     spec: str  # --lstm-impl
     shows: str  # the regime in which the bug is visible
     must_fail: tuple  # claim IDs whose checks must fail on this cell, each established by running the in-process
-    #                   checks (tests/meta/claim_runner.py); tests/meta/test_cell_catalogue.py says what each
+    #                   checks (lstm_claims/inprocess.py, from the claim records); tests/meta/test_cell_catalogue.py says what each
     #                   claim over sequences (L6-L9, G1-G4) misses and why
 
 

@@ -1,5 +1,6 @@
 """Power of the kit: every mutant in the catalogue is caught by the claims it must break, and every
-correct cell passes every in-process check (L0-L9, G1-G4: tests/meta/claim_runner.py) under random seeds.
+correct cell passes every in-process check (L0-L9, G1-G4: the records' checks that run the
+implementation, lstm_claims/inprocess.py) under random seeds.
 
 Each `must_fail` entry of tests/cells/mutants.py was established by running the checks, not by
 reasoning: the mutant raises that claim's ClaimViolation (not another exception) within 100
@@ -22,7 +23,7 @@ over sequences do *not* catch, and why:
   and tanh'(c) (1 - c² = 1 - tanh²(c) at c = 0).
 - G2: no mutant. It checks torch.nn.utils.clip_grad_norm_ on whatever gradient the cell
   produced (G1's dL/dθ); clipping a wrong gradient correctly is still correct clipping. It is
-  in CHECKS so that correct cells are shown to pass it.
+  in the catalogue so that correct cells are shown to pass it.
 - G3: bias_hh ignored (its sequences have bias_hh = 0, the forget biases sit in bias_ih, and
   the Adam/SGD check measures the optimizer on the cell's own gradient without checking that
   gradient), and the clipping (its states stay far below 8).
@@ -42,10 +43,14 @@ construction: their cotangents are unit vectors or one-step seeds, which never e
 import pytest
 import torch
 
+from lstm_claims.claims.registry import all_claims
+from lstm_claims.inprocess import catalogue_cases, first_violation
 from lstm_claims.strategies import step_problems
 from tests.cells.correct import CORRECT_CELLS
 from tests.cells.mutants import MUTANTS
-from tests.meta.claim_runner import CHECKS, first_violation
+
+# Every claim with a check that runs the implementation (L0-L9, G1-G4), from the records.
+CATALOGUE_CLAIMS = [c.id for c in all_claims() if any(ch.in_catalogue for ch in c.checks)]
 
 
 @pytest.mark.parametrize("mutant,claim_id", [pytest.param(m, c, id=f"{m.name}-{c}") for m in MUTANTS
@@ -56,7 +61,7 @@ def test_mutant_is_caught(mutant, claim_id):
     assert exc.claim_id == claim_id and str(exc).startswith(f"[{claim_id}]"), str(exc)
 
 
-@pytest.mark.parametrize("claim_id", sorted(CHECKS))
+@pytest.mark.parametrize("claim_id", CATALOGUE_CLAIMS)
 @pytest.mark.parametrize("spec", [pytest.param(s, id=n) for n, s in CORRECT_CELLS.items()])
 def test_correct_cell_passes_under_random_seeds(spec, claim_id):
     # derandomize=False: a fresh seed every run, printed by Hypothesis if a correct cell ever fails.
@@ -87,3 +92,16 @@ def test_gradient_clamp_is_invisible_to_one_step_jacobians():
     needs cotangents above 1, which L0's drawn cotangents and the claims over sequences provide."""
     spec = next(m.spec for m in MUTANTS if m.name == "gradient at c_t clamped to ±1")
     assert first_violation(spec, "L2", max_examples=40) is None
+
+
+def test_catalogue_runs_every_check_through_the_implementation_from_the_records():
+    """No hand-kept list: the catalogue's cases are the records' checks that run the implementation,
+    less those left out for their cost (each with its reason)."""
+    for claim in all_claims():
+        ran = {case.check.name for case in catalogue_cases(claim.id)}
+        expected = {c.name for c in claim.checks if c.through_impl and not c.not_in_catalogue}
+        assert ran == expected, (claim.id, ran, expected)
+        for c in claim.checks:
+            assert not c.not_in_catalogue or c.through_impl, (claim.id, c.name, "a reason on a check that never runs")
+    assert set(CATALOGUE_CLAIMS) == {"L0", "L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9",
+                                     "G1", "G2", "G3", "G4"}

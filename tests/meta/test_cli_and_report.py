@@ -46,7 +46,8 @@ def test_run_on_a_buggy_cell_exits_1_and_the_report_says_which_claim(tmp_path):
     l0 = json.loads((tmp_path / "claims.json").read_text())["claims"]["L0"]
     assert l0["verdict"] == "failed" and l0["failures"]
     assert "[L0]" in l0["failures"][0][1]
-    assert l0["reproduce"].startswith("python -m pytest 'tests/claims/test_L0")
+    assert l0["reproduce"].startswith("lstm-claims run --lstm-impl=tests.cells.mutants:NoInputGate --profile=ci ")
+    assert "--claims=L0 --select=L0-" in l0["reproduce"]
 
 
 def test_run_from_the_users_directory_finds_their_module_and_writes_a_relative_out(tmp_path):
@@ -122,3 +123,51 @@ def test_report_shows_the_benchmarks_with_the_loop_vs_scan_plot(tmp_path):
     assert "scan_vs_loop_T16384" in page and "34.5" in page and "median(loop) / median(scan)" in page
     assert page.count("data:image/png;base64,") == 1  # the loop vs scan plot
     assert "No claims.json here" in page
+
+
+BUGGY_CELL = """import torch
+
+
+class ForgetsTwice(torch.nn.LSTMCell):
+    \"\"\"A buggy cell: the forget gate multiplies the old cell state twice.\"\"\"
+
+    def forward(self, x, state):
+        h, c = state
+        a = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
+        i, f, g, o = a.chunk(4, dim=1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c_next = f * f * c + i * g
+        return o * torch.tanh(c_next), c_next
+"""
+
+
+def test_a_failed_claims_reproduce_command_replays_the_failure_from_the_users_directory(tmp_path):
+    """claims.json's `reproduce`, run as written in the directory `lstm-claims run` ran in, fails again (exit 1)
+    on the same check case."""
+    (tmp_path / "buggy.py").write_text(BUGGY_CELL)
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    first = subprocess.run([sys.executable, "-P", "-m", "lstm_claims.cli", "run", "--claims", "L0", "--lstm-impl",
+                            "buggy:ForgetsTwice", "--out", "rep"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 1, first.stdout + first.stderr
+    l0 = json.loads((tmp_path / "rep" / "claims.json").read_text())["claims"]["L0"]
+    command = l0["reproduce"]
+    assert command.startswith("lstm-claims run --lstm-impl=buggy:ForgetsTwice"), command
+    case = command.split("--select=")[1].split()[0]
+    replay = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    replayed = json.loads((tmp_path / "lstm-claims-replay" / "claims.json").read_text())["claims"]["L0"]
+    assert replayed["failed"] == 1 and replayed["passed"] == 0 and replayed["failures"][0][0] == case
+    assert replayed["failures"][0][1] == l0["failures"][0][1]  # the same minimal example's message
+
+
+def test_peephole_cell_with_L1_in_its_xfails_file_exits_0(tmp_path):
+    """The README's example: a peephole cell lists L1; L1's symbolic proofs never call the cell and do not XPASS."""
+    xf = tmp_path / "xfails.txt"
+    xf.write_text("L1  # peephole connections: the gates read c_(t-1) by design\n")
+    rc, out, err = cli("run", "--claims", "L1", "--lstm-impl", "tests.cells.mutants:Peephole",
+                       "--xfails-file", str(xf), "--out", str(tmp_path / "rep"))
+    assert rc == 0, out + err
+    l1 = json.loads((tmp_path / "rep" / "claims.json").read_text())["claims"]["L1"]
+    assert l1["xfailed"] >= 1 and l1["xpassed"] == 0 and l1["expected_failure"], l1
+    assert l1["passed"] == 3  # the three symbolic proofs

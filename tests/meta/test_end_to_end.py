@@ -1,7 +1,7 @@
 """The suite as a user runs it: exit statuses, the header, xfails files, the environment variable.
 
-Each case runs `python -m pytest -m claims` in a subprocess on the L0 test file (the
-plumbing is the same for every claim; the catalogue tests check the claims' power).
+Each case runs `python -m pytest -m claims` in a subprocess on L0's checks (the plumbing is
+the same for every claim; the catalogue tests check the claims' power).
 """
 import os
 import subprocess
@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-L0_FILE = "tests/claims/test_L0_standard_cell.py"
+SUITE_FILE = "tests/claims/test_claims.py"
 
 
-def run_claims(*args, env_impl=None, files=(L0_FILE,)):
+def run_claims(*args, env_impl=None, files=(SUITE_FILE,), ids="L0"):
     env = {k: v for k, v in os.environ.items() if k != "CLAIMS_LSTM_IMPL"}
     if env_impl:
         env["CLAIMS_LSTM_IMPL"] = env_impl
     proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-m", "claims", "-p", "no:cacheprovider",
-                           *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           f"--claims-ids={ids}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -27,14 +27,16 @@ def test_correct_cell_exits_0_and_header_names_it():
     rc, out = run_claims("--lstm-impl=tests.cells.correct:FusedLSTMStep")
     assert rc == 0, out
     assert "cell under test tests.cells.correct:FusedLSTMStep (from --lstm-impl)" in out
-    assert "hypothesis profile ci" in out
+    assert "profile ci" in out
+    assert "test_claim[L0-forward-cpu-float32] PASSED" in run_claims("-v", "--lstm-impl=tests.cells.correct:FusedLSTMStep")[1]
 
 
 def test_buggy_cell_exits_1_naming_the_claim():
     rc, out = run_claims("--lstm-impl=tests.cells.mutants:GateOrderIFOG")
     assert rc == 1, out
     assert "[L0]" in out and "FAILED" in out
-    assert "reproduce: python -m pytest" in out
+    assert "reproduce: lstm-claims run --lstm-impl=tests.cells.mutants:GateOrderIFOG --profile=ci" in out
+    assert "--select=L0-" in out
     assert "L0 failed: the cell is not the standard LSTM" in out
 
 
@@ -60,12 +62,34 @@ def test_xfails_file_turns_known_departures_into_expected_failures(tmp_path):
     assert "xfailed" in out and "xfails: L0" in out
 
 
-def test_xfails_file_reports_an_unexpected_pass(tmp_path):
+def test_xfails_file_reports_a_stale_entry(tmp_path):
+    """An entry none of whose checks failed fails the run once, by name (not as an XPASS per check)."""
     xf = tmp_path / "xfails.txt"
     xf.write_text("L0\n")
     rc, out = run_claims(f"--xfails-file={xf}")
     assert rc == 1, out
-    assert "XPASS(strict)" in out
+    assert f"xfails entry L0 ({xf}:1) expected a failure, but every one of its checks" in out
+    assert "XPASS(strict)" not in out and "FAILED" not in out
+
+
+def test_xfails_entry_for_a_claim_with_no_check_of_the_implementation_is_a_warning(tmp_path):
+    """V1's checks run torch.nn.RNN, never the cell: listing it is ignored with a warning, not an XPASS."""
+    xf = tmp_path / "xfails.txt"
+    xf.write_text("V1  # a correct cell\n")
+    rc, out = run_claims(f"--xfails-file={xf}", ids="L0,V1")
+    assert rc == 0, out
+    assert "warning: xfails entry V1" in out and "matches no check that runs the implementation" in out
+    assert "XPASS" not in out
+
+
+def test_xfails_entry_scoped_to_a_device_and_dtype(tmp_path):
+    """`L0 cpu float64` expects the float64 failures only: the float32 ones still fail the run."""
+    xf = tmp_path / "xfails.txt"
+    xf.write_text("L0 cpu float64  # peepholes\n")
+    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", "-rfx")
+    assert rc == 1, out
+    assert "XFAIL tests/claims/test_claims.py::test_claim[L0-forward-cpu-float64]" in out
+    assert "FAILED tests/claims/test_claims.py::test_claim[L0-forward-cpu-float32]" in out
 
 
 def test_xfails_file_with_unknown_id_is_a_usage_error(tmp_path):
@@ -73,4 +97,4 @@ def test_xfails_file_with_unknown_id_is_a_usage_error(tmp_path):
     xf.write_text("L42\n")
     rc, out = run_claims(f"--xfails-file={xf}")
     assert rc == 4, out
-    assert "'L42' is not a claim ID" in out
+    assert "'L42' is none of these" in out
