@@ -16,16 +16,26 @@ exponent range depends on the dtype and on the regime asked for:
 
 Values are float64 tensors; the check rounds them to the dtype under test and takes
 the rounded values as the gradient (a value below the dtype's range is honestly 0 there).
+
+`exact_in` (keyword option of each strategy, default float32; strategies/exact.py): the
+precision values are drawn with. For `max_norms` and `rescalings` every value is exactly
+representable in exact_in and finite there (float16's range clamps their exponents, see
+each). For `gradient_sets` it sets the *significand*: every value is m 2^e with m exact in
+exact_in (24, 8 or 11 significant bits), so it is exact in exact_in wherever exact_in's
+range holds it; the exponent range stays the one the regime defines for `dtype`, which on
+purpose reaches below that dtype's range (and, for "overflowing", to values whose square
+overflows). With the default the draws are those made before the option existed.
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.extra.numpy import arrays
+
+from lstm_claims.strategies.exact import (DEFAULT_EXACT_IN, check_exact_in, exact_array, exact_floats, max_finite_exp,
+                                          min_subnormal_exp, round_scalar)
 
 REGIMES = ("representable", "overflowing", "non-finite")
 
@@ -33,10 +43,6 @@ REGIMES = ("representable", "overflowing", "non-finite")
 # over up to 48 elements: 2 e + log2(48) < emax + 1, with 2 bits to spare, and the exponent
 # from which a single square overflows: e >= (emax + 1) / 2).
 _RANGES = {torch.float32: (-150, 56, 65, 127), torch.float64: (-1080, 504, 513, 1023)}
-
-
-def _unit():
-    return st.floats(-1.0, 1.0, width=32, allow_subnormal=False)
 
 
 def _dtype_ranges(dtype):
@@ -47,22 +53,24 @@ def _dtype_ranges(dtype):
 
 
 @st.composite
-def _gradient_sets(draw, dtype, regime, max_tensors, max_numel):
+def _gradient_sets(draw, dtype, regime, max_tensors, max_numel, exact_in):
     lo, hi, big_lo, big_hi = _dtype_ranges(dtype)
     k = draw(st.integers(1, max_tensors), label="tensors")
     grads = []
     for j in range(k):
         numel = draw(st.integers(1, max_numel), label=f"numel {j}")
         e = draw(st.integers(lo, hi), label=f"scale exponent {j}")
-        base = draw(arrays(np.float32, (numel,), elements=_unit()))
-        # m 2^e with |m| <= 1 float32-exact: exact in float64 (|e| <= 1080 and 24 bits stay in range).
-        grads.append(torch.from_numpy(base.astype(np.float64)) * 2.0 ** e)
+        base = exact_array(draw, (numel,), 0, exact_in=exact_in)
+        # m 2^e with |m| <= 1 exact in exact_in (no subnormals): exact in float64 (|e| <= 1080 and
+        # 24 bits stay in range); not rounded to exact_in's range on purpose (module docstring).
+        grads.append(base * 2.0 ** e)
     if regime != "representable":
         j = draw(st.integers(0, k - 1), label="tensor with the special element")
         idx = draw(st.integers(0, grads[j].numel() - 1), label="its index")
         if regime == "overflowing":
             e = draw(st.integers(big_lo, big_hi), label="large exponent")
-            m = draw(st.floats(0.5, 1.0, width=32, exclude_max=True), label="large mantissa")
+            m = draw(exact_floats(0.5, 1.0, exact_in=exact_in, exclude_max=True, allow_subnormal=None),
+                     label="large mantissa")
             sign = draw(st.sampled_from([1.0, -1.0]), label="sign")
             grads[j][idx] = sign * m * 2.0 ** e
         else:
@@ -70,8 +78,15 @@ def _gradient_sets(draw, dtype, regime, max_tensors, max_numel):
     return grads
 
 
-def gradient_sets(*, dtype: torch.dtype, regime: str = "representable", max_tensors: int = 4, max_numel: int = 12):
-    """Lists of float64 gradient tensors for the parameters of one model (module docstring)."""
+def gradient_sets(*, dtype: torch.dtype, regime: str = "representable", max_tensors: int = 4, max_numel: int = 12,
+                  exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """Lists of float64 gradient tensors for the parameters of one model (module docstring).
+
+    exact_in: the significands of all values are exact in this dtype (float64, float32,
+    bfloat16, float16), so a value inside exact_in's range is exact there; the magnitudes are
+    `dtype`'s regime (module docstring), not clamped to exact_in. Default float32, as always.
+    """
+    check_exact_in(exact_in)
     _dtype_ranges(dtype)
     if regime not in REGIMES:
         raise InvalidArgument(f"regime must be one of {REGIMES}, got {regime!r}")
@@ -80,30 +95,51 @@ def gradient_sets(*, dtype: torch.dtype, regime: str = "representable", max_tens
     if not isinstance(max_numel, int) or not 1 <= max_numel <= 12:
         # The representable range assumes at most 48 elements in all (see _RANGES).
         raise InvalidArgument(f"max_numel must be an int in 1..12, got {max_numel!r}")
-    return _gradient_sets(dtype, regime, max_tensors, max_numel)
+    return _gradient_sets(dtype, regime, max_tensors, max_numel, exact_in)
 
 
-def max_norms(*, min_exp: int = -70, max_exp: int = 70):
-    """Positive clipping thresholds m 2^e, m in [1/2, 1) float32-exact: 2^-71 .. 2^70.
+def max_norms(*, min_exp: int = -70, max_exp: int = 70, exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """Positive clipping thresholds m 2^e, m in [1/2, 1) exact in exact_in: 2^-71 .. 2^70.
 
     The range straddles 1e-6 (torch adds 1e-6 to the norm before dividing) and, in float32,
     reaches thresholds far above any representable gradient norm.
+
+    exact_in (default float32, the draws as always): every threshold is exactly representable
+    in this dtype, positive and finite there (rounded to it: exact in the dtype's subnormal
+    range too). float16 cannot hold 2^-71 .. 2^70: there e is clamped to -23 .. 15 (2^-24 ..
+    32752, still straddling 1e-6 ≈ 2^-19.9).
     """
+    check_exact_in(exact_in)
     if not (isinstance(min_exp, int) and isinstance(max_exp, int) and -126 <= min_exp <= max_exp <= 127):
         raise InvalidArgument(f"need ints -126 <= min_exp <= max_exp <= 127, got {min_exp!r}, {max_exp!r}")
-    return st.builds(lambda m, e: m * 2.0 ** e, st.floats(0.5, 1.0, width=32, exclude_max=True),
-                     st.integers(min_exp, max_exp))
+    # Clamp to the dtype: m 2^e >= 2^(e-1) must round to a positive number (e >= smallest
+    # subnormal exponent + 1) and m 2^e < 2^e stay finite.
+    lo, hi = max(min_exp, min_subnormal_exp(exact_in) + 1), min(max_exp, max_finite_exp(exact_in))
+    if lo > hi:
+        raise InvalidArgument(f"min_exp, max_exp = {min_exp}, {max_exp}: no threshold of that range fits "
+                              f"exact_in={exact_in} (exponents {min_subnormal_exp(exact_in) + 1} .. "
+                              f"{max_finite_exp(exact_in)})")
+    return st.builds(lambda m, e: round_scalar(m * 2.0 ** e, exact_in),
+                     exact_floats(0.5, 1.0, exact_in=exact_in, exclude_max=True, allow_subnormal=None),
+                     st.integers(lo, hi))
 
 
-def rescalings(numel: int, *, max_exp: int = 20):
+def rescalings(numel: int, *, max_exp: int = 20, exact_in: torch.dtype = DEFAULT_EXACT_IN):
     """Positive per-coordinate factors d = m 2^e, m in {1, 1.25, 1.5, 1.75}, |e| <= max_exp (G3).
 
-    Returned as a float64 tensor of `numel` elements (exact in float32).
+    Returned as a float64 tensor of `numel` elements, exact in `exact_in` (default float32, the
+    draws as always; m has 3 significant bits, so only the range matters). float16 cannot hold
+    2^±20: there |e| is clamped to 7, so that d, 1/d and d² stay finite and normal in float16
+    (d <= 224, d² <= 50176 < 65504, d >= 2^-7); G3 bounds the products |d g| itself.
     """
+    check_exact_in(exact_in)
     if not isinstance(numel, int) or numel < 1:
         raise InvalidArgument(f"numel must be a positive int, got {numel!r}")
     if not isinstance(max_exp, int) or not 0 <= max_exp <= 40:
         raise InvalidArgument(f"max_exp must be an int in 0..40, got {max_exp!r}")
+    # d and d² finite, d normal: 2 (e + 1) <= largest finite exponent, e >= -(that / 2)
+    # (a no-op for float32, bfloat16 and float64 (|e| <= 40 <= 63); float16: |e| <= 7).
+    max_exp = min(max_exp, (max_finite_exp(exact_in) + 1) // 2 - 1)
     mant = st.sampled_from([1.0, 1.25, 1.5, 1.75])
     exps = st.integers(-max_exp, max_exp)
     return st.lists(st.builds(lambda m, e: m * 2.0 ** e, mant, exps), min_size=numel, max_size=numel).map(

@@ -11,9 +11,11 @@ Two kinds of problem:
   10^5 of them, without the recurrence (L8: products of forget gates over arbitrary
   spans). All values come from a drawn seed.
 
-As in strategies.lstm_problems every value is an exact float32 number stored in float64,
-so a float32 cell and the float64 reference see the same inputs. The regimes the claims
-talk about are all reachable (tests/meta/test_long_range_strategies.py shows it):
+As in strategies.lstm_problems every value is an exact number of `exact_in` (keyword option
+of every strategy and helper here, default float32; strategies/exact.py) stored in float64,
+so a cell in that dtype (or a wider one) and the float64 reference see the same inputs. The
+regimes the claims talk about are all reachable (tests/meta/test_long_range_strategies.py
+shows it):
 
 - short (T = 1, 2: where the note's product is trivially right) and long sequences;
 - W_ho = 0 (the note's product is the true Jacobian, L6) or not; W_hh = 0 (no h feedback, L9);
@@ -21,6 +23,10 @@ talk about are all reachable (tests/meta/test_long_range_strategies.py shows it)
 - weights from 2^-4 (gates unsaturated, indirect term small) to 2^2 (saturating, large
   indirect term); initial cell states from 2^-2 to 2^5 (past a cell clip of 8, where tanh(c)
   saturates).
+
+These ranges fit float16 too (values, pre-activations and one-step products far below
+65504); only options asking for larger exponents are clamped there. Jacobian *products over
+T steps* are the claims' quantities, not drawn values: they may leave a narrow dtype's range.
 """
 from __future__ import annotations
 
@@ -30,11 +36,11 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.extra.numpy import arrays
 
 from lstm_claims.reference.lstm_step import LSTMParams
 from lstm_claims.reference.sequence_shape import SequenceShape
 from lstm_claims.reference.unrolled_backward import LSTMSequence
+from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, exact_array, fit_exps, round_to
 
 # Forget-gate bias shifts, as in strategies.lstm_problems: 0 (neutral), 1 (the note's b_f = 1),
 # 3 and 8 (f near 1), 20 (f == 1 in float32), -3 (forgetting: Π f tiny over long spans).
@@ -43,24 +49,20 @@ OUTPUT_RECURRENCE = ("draw", "zero", "nonzero")
 
 
 def float32_exact(t: torch.Tensor) -> torch.Tensor:
-    """The float64 tensor holding exactly the float32 rounding of t."""
-    return t.to(torch.float32).to(torch.float64)
+    """The float64 tensor holding exactly the float32 rounding of t (round_to(t, torch.float32))."""
+    return round_to(t, torch.float32)
 
 
-def _unit_floats():
-    # float32-exact values in [-1, 1], no subnormals (scaling by 2^-k must stay exact).
-    return st.floats(-1.0, 1.0, width=32, allow_subnormal=False)
+def _drawn_matrix(draw, shape, exp, exact_in: torch.dtype = DEFAULT_EXACT_IN) -> torch.Tensor:
+    # exact_in values in [-1, 1] (no subnormals) times 2^exp, rounded to exact_in (strategies/exact.py).
+    return exact_array(draw, shape, exp, exact_in=exact_in)
 
 
-def _drawn_matrix(draw, shape, exp) -> torch.Tensor:
-    base = draw(arrays(np.float32, shape, elements=_unit_floats()))
-    return float32_exact(torch.from_numpy(base.astype(np.float64)) * 2.0 ** exp)
-
-
-def seeded_uniform(shape, exp: int, seed: int) -> torch.Tensor:
-    """Uniform(-1, 1) x 2^exp from a torch Generator, rounded to float32 (so exact in both dtypes)."""
+def seeded_uniform(shape, exp: int, seed: int, *, exact_in: torch.dtype = DEFAULT_EXACT_IN) -> torch.Tensor:
+    """Uniform(-1, 1) x 2^exp from a torch Generator, rounded to exact_in (so exact in it and every wider dtype)."""
+    check_exact_in(exact_in)
     gen = torch.Generator().manual_seed(seed)
-    return float32_exact((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * 2.0 ** exp)
+    return round_to((torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * 2.0 ** exp, exact_in)
 
 
 def check_range(name, lo, hi, lo_min):
@@ -79,7 +81,7 @@ def _check_shifts(forget_shifts):
 
 @st.composite
 def _sequence_problems(draw, min_steps, max_steps, min_hidden, max_hidden, max_input, max_batch, weight_exps,
-                       cell_exps, forget_shifts, output_recurrence, recurrent):
+                       cell_exps, forget_shifts, output_recurrence, recurrent, exact_in):
     T = draw(st.integers(min_steps, max_steps), label="steps")
     n = draw(st.integers(min_hidden, max_hidden), label="hidden_size")
     m = draw(st.integers(1, max_input), label="input_size")
@@ -94,32 +96,39 @@ def _sequence_problems(draw, min_steps, max_steps, min_hidden, max_hidden, max_i
     else:
         zero_w_ho = output_recurrence == "zero"
     seed = draw(st.integers(0, 2 ** 32 - 1), label="input seed")
-    b_ih = _drawn_matrix(draw, (4 * n,), b_exp)
-    b_ih[n:2 * n] += shift  # rounded back to float32 below
-    w_hh = _drawn_matrix(draw, (4 * n, n), w_exp) if recurrent else torch.zeros(4 * n, n, dtype=torch.float64)
+    b_ih = _drawn_matrix(draw, (4 * n,), b_exp, exact_in)
+    b_ih[n:2 * n] += shift  # rounded back to exact_in below
+    w_hh = _drawn_matrix(draw, (4 * n, n), w_exp, exact_in) if recurrent else torch.zeros(4 * n, n, dtype=torch.float64)
     if zero_w_ho:
         w_hh[3 * n:] = 0
     elif output_recurrence == "nonzero" and not (w_hh[3 * n:] != 0).any():
         w_hh[3 * n, 0] = 2.0 ** w_exp  # a nonzero W_ho was asked for; the draw gave zeros
-    params = LSTMParams(weight_ih=_drawn_matrix(draw, (4 * n, m), w_exp), weight_hh=w_hh,
-                        bias_ih=float32_exact(b_ih), bias_hh=_drawn_matrix(draw, (4 * n,), b_exp))
-    h0 = _drawn_matrix(draw, (batch, n), -1)  # |h| <= 1/2: an h that o ⊙ tanh(c) could produce
-    c0 = _drawn_matrix(draw, (batch, n), c_exp)
-    xs = seeded_uniform((T, batch, m), x_exp, seed)
+    params = LSTMParams(weight_ih=_drawn_matrix(draw, (4 * n, m), w_exp, exact_in), weight_hh=w_hh,
+                        bias_ih=round_to(b_ih, exact_in), bias_hh=_drawn_matrix(draw, (4 * n,), b_exp, exact_in))
+    h0 = _drawn_matrix(draw, (batch, n), -1, exact_in)  # |h| <= 1/2: an h that o ⊙ tanh(c) could produce
+    c0 = _drawn_matrix(draw, (batch, n), c_exp, exact_in)
+    xs = seeded_uniform((T, batch, m), x_exp, seed, exact_in=exact_in)
     drawn = {"weight_exp": w_exp, "bias_exp": b_exp, "forget_shift": shift, "input_exp": x_exp, "cell_exp": c_exp,
              "W_ho_zero": bool(zero_w_ho), "W_hh_zero": not recurrent, "seed": seed}
+    if exact_in != DEFAULT_EXACT_IN:
+        drawn["exact_in"] = str(exact_in)
     return LSTMSequence(params, xs, h0, c0, drawn)
 
 
 def sequence_problems(*, min_steps: int = 1, max_steps: int = 12, min_hidden: int = 1, max_hidden: int = 4,
                       max_input: int = 3, max_batch: int = 2, weight_exps: tuple[int, int] = (-4, 2),
                       cell_exps: tuple[int, int] = (-2, 5), forget_shifts: tuple[float, ...] = FORGET_SHIFTS,
-                      output_recurrence: str = "draw", recurrent: bool = True):
+                      output_recurrence: str = "draw", recurrent: bool = True,
+                      exact_in: torch.dtype = DEFAULT_EXACT_IN):
     """LSTM sequence problems spanning the regimes of L6-L9 (see the module docstring).
 
     output_recurrence: "draw" (W_ho = 0 in about half the examples), "zero" or "nonzero".
     recurrent=False sets all of W_hh to 0 (the gates do not see h: L9's theorem).
+    exact_in: every value (parameters, xs, h_0, c_0) is exactly representable in this dtype
+    and finite there, with its pre-activations: pass the narrowest dtype the cell is run in,
+    so that all dtypes see the same inputs. The default (float32) draws what was always drawn.
     """
+    check_exact_in(exact_in)
     check_range("steps", min_steps, max_steps, 1)
     check_range("hidden size", min_hidden, max_hidden, 1)
     check_range("max_input", 1, max_input, 1)
@@ -132,8 +141,17 @@ def sequence_problems(*, min_steps: int = 1, max_steps: int = 12, min_hidden: in
         raise InvalidArgument(f"recurrent must be a bool, got {recurrent!r}")
     if not recurrent and output_recurrence == "nonzero":
         raise InvalidArgument("recurrent=False sets W_hh (and so W_ho) to 0; output_recurrence='nonzero' contradicts it")
+    shifts = _check_shifts(forget_shifts)
+    # Largest magnitudes formed, for exact_in's range (a no-op for the defaults, float16 included):
+    # c_t <= 2^c + T; pre-activations 2^w (2 m + n) + 2^3 + |shift| (|x| <= 2, |h| <= 1);
+    # c·W products 4 n 2^(c+w).
+    S = max(abs(s) for s in shifts)
+    cell_exps = fit_exps("cell_exps", tuple(cell_exps), lambda c: 2.0 ** c + max_steps, exact_in=exact_in)
+    weight_exps = fit_exps("weight_exps", tuple(weight_exps),
+                           lambda w: max(2.0 ** w * (2 * max_input + max_hidden) + 8 + S,
+                                         4 * max_hidden * 2.0 ** (w + cell_exps[1])), exact_in=exact_in)
     return _sequence_problems(min_steps, max_steps, min_hidden, max_hidden, max_input, max_batch, weight_exps,
-                              cell_exps, _check_shifts(forget_shifts), output_recurrence, recurrent)
+                              cell_exps, shifts, output_recurrence, recurrent, exact_in)
 
 
 @dataclass(frozen=True)
@@ -157,20 +175,29 @@ class ForgetGateSequence(SequenceShape):
                                                    self.params.as_dict().items()) + ")")
 
 
-def forget_gate_sequence(T: int, n: int, m: int, batch: int, w_exp: int, shift: float, seed: int) -> ForgetGateSequence:
-    """The ForgetGateSequence that `forget_gate_sequences` draws for these choices (for explicit examples)."""
-    b_ih = seeded_uniform((4 * n,), -2, seed + 1)
+def forget_gate_sequence(T: int, n: int, m: int, batch: int, w_exp: int, shift: float, seed: int, *,
+                         exact_in: torch.dtype = DEFAULT_EXACT_IN) -> ForgetGateSequence:
+    """The ForgetGateSequence that `forget_gate_sequences` draws for these choices (for explicit examples).
+
+    exact_in: every value is exactly representable in this dtype (default float32, as always).
+    """
+    check_exact_in(exact_in)
+    b_ih = seeded_uniform((4 * n,), -2, seed + 1, exact_in=exact_in)
     b_ih[n:2 * n] += shift
-    params = LSTMParams(weight_ih=seeded_uniform((4 * n, m), w_exp, seed + 2),
-                        weight_hh=seeded_uniform((4 * n, n), w_exp, seed + 3),
-                        bias_ih=float32_exact(b_ih), bias_hh=seeded_uniform((4 * n,), -2, seed + 4))
-    xs = seeded_uniform((T, batch, m), 0, seed + 5)
-    hs = seeded_uniform((T, batch, n), -1, seed + 6)  # |h| <= 1/2
-    return ForgetGateSequence(params, xs, hs, {"weight_exp": w_exp, "forget_shift": shift, "seed": seed})
+    params = LSTMParams(weight_ih=seeded_uniform((4 * n, m), w_exp, seed + 2, exact_in=exact_in),
+                        weight_hh=seeded_uniform((4 * n, n), w_exp, seed + 3, exact_in=exact_in),
+                        bias_ih=round_to(b_ih, exact_in), bias_hh=seeded_uniform((4 * n,), -2, seed + 4, exact_in=exact_in))
+    xs = seeded_uniform((T, batch, m), 0, seed + 5, exact_in=exact_in)
+    hs = seeded_uniform((T, batch, n), -1, seed + 6, exact_in=exact_in)  # |h| <= 1/2
+    drawn = {"weight_exp": w_exp, "forget_shift": shift, "seed": seed}
+    if exact_in != DEFAULT_EXACT_IN:
+        drawn["exact_in"] = str(exact_in)
+    return ForgetGateSequence(params, xs, hs, drawn)
 
 
 @st.composite
-def _forget_gate_sequences(draw, max_log10_steps, max_hidden, max_input, max_batch, forget_shifts, weight_exps):
+def _forget_gate_sequences(draw, max_log10_steps, max_hidden, max_input, max_batch, forget_shifts, weight_exps,
+                           exact_in):
     decade = draw(st.integers(0, max_log10_steps), label="decade of T")
     # T log-uniform over the decades: 10^decade .. 10^(decade+1) - 1, the top decade capped at 10^max.
     hi = 10 ** max_log10_steps if decade == max_log10_steps else 10 ** (decade + 1) - 1
@@ -181,12 +208,18 @@ def _forget_gate_sequences(draw, max_log10_steps, max_hidden, max_input, max_bat
     w_exp = draw(st.integers(*weight_exps), label="weight exponent")
     shift = draw(st.sampled_from(forget_shifts), label="forget shift")
     seed = draw(st.integers(0, 2 ** 32 - 8), label="seed")
-    return forget_gate_sequence(T, n, m, batch, w_exp, shift, seed)
+    return forget_gate_sequence(T, n, m, batch, w_exp, shift, seed, exact_in=exact_in)
 
 
 def forget_gate_sequences(*, max_log10_steps: int = 5, max_hidden: int = 4, max_input: int = 3, max_batch: int = 2,
-                          forget_shifts: tuple[float, ...] = FORGET_SHIFTS, weight_exps: tuple[int, int] = (-4, 1)):
-    """Forget-gate sequences of T = 1 .. 10^max_log10_steps steps, T log-uniform over decades (L8)."""
+                          forget_shifts: tuple[float, ...] = FORGET_SHIFTS, weight_exps: tuple[int, int] = (-4, 1),
+                          exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """Forget-gate sequences of T = 1 .. 10^max_log10_steps steps, T log-uniform over decades (L8).
+
+    exact_in: every value (parameters, xs, hs) is exactly representable in this dtype and
+    finite there, with the pre-activations; the default (float32) draws what was always drawn.
+    """
+    check_exact_in(exact_in)
     check_range("max_log10_steps", 0, max_log10_steps, 0)
     if max_log10_steps > 6:
         raise InvalidArgument(f"max_log10_steps={max_log10_steps}: 10^{max_log10_steps} steps do not fit the budget")
@@ -194,5 +227,10 @@ def forget_gate_sequences(*, max_log10_steps: int = 5, max_hidden: int = 4, max_
     check_range("max_input", 1, max_input, 1)
     check_range("max_batch", 1, max_batch, 1)
     check_range("weight_exps", *weight_exps, -30)
-    return _forget_gate_sequences(max_log10_steps, max_hidden, max_input, max_batch, _check_shifts(forget_shifts),
-                                  weight_exps)
+    shifts = _check_shifts(forget_shifts)
+    # Pre-activations 2^w (m + n) + 1/2 + |shift| (|x| <= 1, |h| <= 1/2, |b| <= 1/4) must fit exact_in's range
+    # (a no-op for the defaults, float16 included).
+    S = max(abs(s) for s in shifts)
+    weight_exps = fit_exps("weight_exps", tuple(weight_exps), lambda w: 2.0 ** w * (max_input + max_hidden) + 1 + S,
+                           exact_in=exact_in)
+    return _forget_gate_sequences(max_log10_steps, max_hidden, max_input, max_batch, shifts, weight_exps, exact_in)

@@ -1,14 +1,18 @@
 """Random one-step LSTM problems: parameters, inputs, state and cotangents.
 
-Every value is drawn as an exact float32 number and stored in float64, so a float32
-cell and the float64 reference see *the same* inputs and the tolerance only has to
-cover the arithmetic (see claims/tolerances.py). Magnitudes are a float32 draw in
-[-1, 1] times a power of two, so the regimes the claims talk about are all reachable:
+Every value is drawn as an exact number of `exact_in` (keyword option, default float32;
+see strategies/exact.py) and stored in float64, so a cell in that dtype (or any wider one)
+and the float64 reference see *the same* inputs and the tolerance only has to cover the
+arithmetic (see claims/tolerances.py). Magnitudes are an exact_in draw in [-1, 1] times a
+power of two, rounded to exact_in, so the regimes the claims talk about are all reachable:
 
 - weights from 2^-6 (gates ~ linear, unsaturated) to 2^3 (saturating);
 - biases up to 2^4 and a forget-gate shift of up to +20 (f ≈ 1) or -3 (f small);
 - cell states from 2^-4 (small) to 2^6 (large: tanh(c) saturates, clipping bugs show);
 - widths 1 .. 7 (odd and even), batch 1 .. 4 with distinct rows (elements unique).
+
+These ranges fit float16 too (pre-activations below 300, c·W products below 2^13); only
+options asking for larger exponents are clamped there (see `step_problems`).
 """
 from __future__ import annotations
 
@@ -18,28 +22,18 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.extra.numpy import arrays
 
 from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, exact_array, fit_exps, round_to
 
 # Forget-gate bias shifts: 0 (neutral), 1 (the note's b_f = 1), 3 and 8 (f near 1),
 # 20 (f == 1 in float32), -3 (forgetting).
 FORGET_SHIFTS = (0.0, 1.0, 3.0, 8.0, 20.0, -3.0)
 
 
-def _unit_floats():
-    # float32-exact values in [-1, 1], no subnormals (scaling by 2^-k must stay exact).
-    return st.floats(-1.0, 1.0, width=32, allow_subnormal=False)
-
-
-def _as_float32_exact(a: np.ndarray) -> torch.Tensor:
-    """float64 tensor holding exactly the float32 rounding of `a`."""
-    return torch.from_numpy(np.asarray(a, dtype=np.float64).astype(np.float32).astype(np.float64))
-
-
-def _matrix(draw, shape, exp, *, unique=False):
-    base = draw(arrays(np.float32, shape, elements=_unit_floats(), unique=unique))
-    return _as_float32_exact(base.astype(np.float64) * 2.0 ** exp)
+def _matrix(draw, shape, exp, exact_in, *, unique=False):
+    # exact_in values in [-1, 1] (no subnormals) times 2^exp, rounded to exact_in (strategies/exact.py).
+    return exact_array(draw, shape, exp, exact_in=exact_in, unique=unique)
 
 
 @dataclass(frozen=True)
@@ -85,7 +79,7 @@ def _check_range(name, lo, hi, lo_min):
 
 @st.composite
 def _step_problems(draw, min_hidden, max_hidden, max_input, max_batch, weight_exps, cell_exps,
-                   forget_shifts):
+                   forget_shifts, exact_in):
     n = draw(st.integers(min_hidden, max_hidden), label="hidden_size")
     m = draw(st.integers(1, max_input), label="input_size")
     batch = draw(st.integers(1, max_batch), label="batch")
@@ -94,31 +88,42 @@ def _step_problems(draw, min_hidden, max_hidden, max_input, max_batch, weight_ex
     shift = draw(st.sampled_from(forget_shifts), label="forget shift")
     x_exp = draw(st.integers(-2, 2), label="input exponent")
     c_exp = draw(st.integers(*cell_exps), label="cell exponent")
-    b_ih = _matrix(draw, (4 * n,), b_exp)
-    b_ih[n:2 * n] += shift  # shifts are small integers: the sum stays float32-exact
+    b_ih = _matrix(draw, (4 * n,), b_exp, exact_in)
+    b_ih[n:2 * n] += shift  # shifts are small integers; the sum is rounded back to exact_in below
     params = LSTMParams(
-        weight_ih=_matrix(draw, (4 * n, m), w_exp),
-        weight_hh=_matrix(draw, (4 * n, n), w_exp),
-        bias_ih=_as_float32_exact(b_ih.numpy()),
-        bias_hh=_matrix(draw, (4 * n,), b_exp),
+        weight_ih=_matrix(draw, (4 * n, m), w_exp, exact_in),
+        weight_hh=_matrix(draw, (4 * n, n), w_exp, exact_in),
+        bias_ih=round_to(b_ih, exact_in),
+        bias_hh=_matrix(draw, (4 * n,), b_exp, exact_in),
     )
     # Distinct rows for batch > 1: every element of x, h and c is distinct.
-    x = _matrix(draw, (batch, m), x_exp, unique=True)
-    h = _matrix(draw, (batch, n), 0, unique=True)
-    c = _matrix(draw, (batch, n), c_exp, unique=True)
-    o_prev = _as_float32_exact(draw(arrays(
-        np.float32, (batch, n), elements=st.floats(2 ** -8, 1.0, width=32, exclude_max=True))))
-    v_h = _matrix(draw, (batch, n), 0)
-    v_c = _matrix(draw, (batch, n), 0)
+    x = _matrix(draw, (batch, m), x_exp, exact_in, unique=True)
+    h = _matrix(draw, (batch, n), 0, exact_in, unique=True)
+    c = _matrix(draw, (batch, n), c_exp, exact_in, unique=True)
+    o_prev = exact_array(draw, (batch, n), 0, exact_in=exact_in, lo=2 ** -8, hi=1.0, exclude_max=True,
+                         allow_subnormal=None)
+    v_h = _matrix(draw, (batch, n), 0, exact_in)
+    v_c = _matrix(draw, (batch, n), 0, exact_in)
     drawn = {"weight_exp": w_exp, "bias_exp": b_exp, "forget_shift": shift, "input_exp": x_exp,
              "cell_exp": c_exp}
+    if exact_in != DEFAULT_EXACT_IN:
+        drawn["exact_in"] = str(exact_in)
     return StepProblem(params, x, h, c, o_prev, v_h, v_c, drawn)
 
 
 def step_problems(*, min_hidden: int = 1, max_hidden: int = 7, max_input: int = 5, max_batch: int = 4,
                   weight_exps: tuple[int, int] = (-6, 3), cell_exps: tuple[int, int] = (-4, 6),
-                  forget_shifts: tuple[float, ...] = FORGET_SHIFTS):
-    """One-step LSTM problems spanning the regimes of the claims (see the module docstring)."""
+                  forget_shifts: tuple[float, ...] = FORGET_SHIFTS, exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """One-step LSTM problems spanning the regimes of the claims (see the module docstring).
+
+    exact_in: every drawn value (parameters, x, h, c, o_prev, the cotangents v_h, v_c) is
+    exactly representable in this dtype (torch.float64, float32, bfloat16 or float16) and
+    finite there, with its pre-activations and one-step products; pass the narrowest dtype
+    the check runs the cell in, so that every dtype sees the same inputs and no rounding of
+    the inputs enters the comparison with the float64 reference. The default, float32,
+    draws what this strategy always drew (same examples under the same seed).
+    """
+    check_exact_in(exact_in)
     _check_range("hidden size", min_hidden, max_hidden, 1)
     _check_range("max_input", 1, max_input, 1)
     _check_range("max_batch", 1, max_batch, 1)
@@ -126,5 +131,14 @@ def step_problems(*, min_hidden: int = 1, max_hidden: int = 7, max_input: int = 
     _check_range("cell_exps", *cell_exps, -30)
     if not forget_shifts or not all(float(s).is_integer() for s in forget_shifts):
         raise InvalidArgument(f"forget_shifts must be a non-empty tuple of integral values, got {forget_shifts!r}")
+    # Largest magnitudes formed, for the dtype's range (a no-op for the defaults, float16
+    # included; larger exponents asked for are clamped where exact_in cannot hold them):
+    # c_next = f c + i g and the batch sums of the backward reach (B + 1) 2^c; pre-activations
+    # 2^w (4 m + n) + 2^5 + |shift| (|x| <= 4, |h| <= 1, |b| <= 16); c·W products 4 n 2^(c+w).
+    S = max(abs(float(s)) for s in forget_shifts)
+    cell_exps = fit_exps("cell_exps", tuple(cell_exps), lambda c: (max_batch + 1) * 2.0 ** c, exact_in=exact_in)
+    weight_exps = fit_exps("weight_exps", tuple(weight_exps),
+                           lambda w: max(2.0 ** w * (4 * max_input + max_hidden) + 32 + S,
+                                         4 * max_hidden * 2.0 ** (w + cell_exps[1])), exact_in=exact_in)
     return _step_problems(min_hidden, max_hidden, max_input, max_batch, weight_exps, cell_exps,
-                          tuple(float(s) for s in forget_shifts))
+                          tuple(float(s) for s in forget_shifts), exact_in)

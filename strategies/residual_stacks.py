@@ -6,6 +6,10 @@ from CONTRACTIONS: from 1/64 (blocks nearly the identity) to 7/8 (||A_l|| close 
 Π(1 - ||A_l||) is tiny and the bound is tested hardest). Depths 1 .. max_depth; the stack's
 own autograd Jacobian is formed for depths up to `autograd_depth` (R2 checks it against the
 product of the block Jacobians there).
+
+Every value is exact in `exact_in` (keyword option, default float32; strategies/exact.py):
+the scaled W2 is rounded to exact_in and ||W2|| ||W1|| <= ρ checked again on the rounded
+matrices. All magnitudes (entries <= 1, |x_L| <= 1 + L (k + 1)) fit float16 too.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from lstm_claims.reference.residual import BlockParams
+from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, round_to
 from lstm_claims.strategies.long_range_sequences import _drawn_matrix, check_range
 
 CONTRACTIONS = (1 / 64, 1 / 8, 1 / 2, 7 / 8)
@@ -53,7 +58,7 @@ class ResidualStack:
 
 
 @st.composite
-def _residual_stacks(draw, min_depth, max_depth, max_width, max_inner, max_batch, contractions):
+def _residual_stacks(draw, min_depth, max_depth, max_width, max_inner, max_batch, contractions, exact_in):
     L = draw(st.integers(min_depth, max_depth), label="depth")
     n = draw(st.integers(1, max_width), label="width")
     k = draw(st.integers(1, max_inner), label="hidden units per block")
@@ -62,24 +67,43 @@ def _residual_stacks(draw, min_depth, max_depth, max_width, max_inner, max_batch
     b_exp = draw(st.integers(-4, 0), label="bias exponent")
     blocks = []
     for _ in range(L):
-        w1, w2 = _drawn_matrix(draw, (k, n), 0), _drawn_matrix(draw, (n, k), 0)
-        s = (torch.linalg.matrix_norm(w1, 2) * torch.linalg.matrix_norm(w2, 2)).item()
+        w1, w2 = _drawn_matrix(draw, (k, n), 0, exact_in), _drawn_matrix(draw, (n, k), 0, exact_in)
+        n1 = torch.linalg.matrix_norm(w1, 2)
+        s = (n1 * torch.linalg.matrix_norm(w2, 2)).item()
         # The largest power of two 2^e with 2^e s <= ρ (s > 0); a zero block is left as it is.
         e = math.floor(math.log2(rho / s)) if s > 0 else 0
         while s > 0 and 2.0 ** e * s > rho:  # guard against log2 rounding
             e -= 1
-        blocks.append(BlockParams(w1, _drawn_matrix(draw, (k,), b_exp), w2 * 2.0 ** e, _drawn_matrix(draw, (n,), b_exp)))
-    x0 = _drawn_matrix(draw, (B, n), 0)
-    return ResidualStack(tuple(blocks), x0, {"contraction": rho, "bias_exp": b_exp, "inner": k})
+        # 2^e W2 rounded to exact_in (the identity unless entries fall below exact_in's normal
+        # range, e.g. float16's 2^-14); if rounding raised the norm past ρ, scale down further.
+        w2s = round_to(w2 * 2.0 ** e, exact_in)
+        while s > 0 and (n1 * torch.linalg.matrix_norm(w2s, 2)).item() > rho:
+            e -= 1
+            w2s = round_to(w2 * 2.0 ** e, exact_in)
+        blocks.append(BlockParams(w1, _drawn_matrix(draw, (k,), b_exp, exact_in), w2s,
+                                  _drawn_matrix(draw, (n,), b_exp, exact_in)))
+    x0 = _drawn_matrix(draw, (B, n), 0, exact_in)
+    drawn = {"contraction": rho, "bias_exp": b_exp, "inner": k}
+    if exact_in != DEFAULT_EXACT_IN:
+        drawn["exact_in"] = str(exact_in)
+    return ResidualStack(tuple(blocks), x0, drawn)
 
 
 def residual_stacks(*, min_depth: int = 1, max_depth: int = 32, max_width: int = 5, max_inner: int = 6,
-                    max_batch: int = 2, contractions: tuple[float, ...] = CONTRACTIONS):
-    """Residual stacks with ||W2|| ||W1|| <= ρ < 1 per block (so ||A_l|| <= ρ), ρ drawn from `contractions`."""
+                    max_batch: int = 2, contractions: tuple[float, ...] = CONTRACTIONS,
+                    exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """Residual stacks with ||W2|| ||W1|| <= ρ < 1 per block (so ||A_l|| <= ρ), ρ drawn from `contractions`.
+
+    exact_in: every value (W1, b1, W2, b2, x0) is exactly representable in this dtype and
+    finite there: pass the narrowest dtype the check runs in, so that all dtypes see the same
+    stack. The default (float32) draws what was always drawn.
+    """
+    check_exact_in(exact_in)
     check_range("depth", min_depth, max_depth, 1)
     check_range("width", 1, max_width, 1)
     check_range("max_inner", 1, max_inner, 1)
     check_range("max_batch", 1, max_batch, 1)
     if not contractions or not all(0 < float(r) < 1 for r in contractions):
         raise InvalidArgument(f"contractions must be values in (0, 1) (R2 needs ||A_l|| < 1), got {contractions!r}")
-    return _residual_stacks(min_depth, max_depth, max_width, max_inner, max_batch, tuple(float(r) for r in contractions))
+    return _residual_stacks(min_depth, max_depth, max_width, max_inner, max_batch,
+                            tuple(float(r) for r in contractions), exact_in)
