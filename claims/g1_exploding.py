@@ -34,7 +34,7 @@ from lstm_claims.claims.record import Check, drawn_from, minimum
 from hypothesis import target
 from lstm_claims.strategies.gating_sequences import fixed_point_sequences
 from lstm_claims.claims.unrolled_cell import c_jacobians, checked_gradients, parameter_gradient
-from lstm_claims.claims.tolerances import gamma
+from lstm_claims.claims.tolerances import gamma, svd_relative_error
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
 from lstm_claims.reference.cell_state_jacobians import spectral_norm
 from lstm_claims.reference.exploding_construction import (CHAOTIC_INITIAL_STATES, chaotic_example, fixed_point_example,
@@ -55,15 +55,14 @@ CLAIM = register(Claim(
 
 CELL_STEPS = (8, 16, 32, 64)  # through the cell: 1.5^64 ~ 1e12 stays far inside float32
 LONG_STEPS = (8, 16, 32, 64, 128, 256, 512, 1024)  # closed form, float64: 1.56^1024 ~ 1e198
-# Spectral norm of an n x n float64 matrix by LAPACK's SVD: backward stable, |σ̂ - σ| <= 4 n u ||A||.
-SVD_REL = lambda n: 4 * n * 2.0 ** -53  # noqa: E731
 
 
 def _norm_bracket(J_cell, allowed, n):
     """(lower, upper) on the exact ||dc_T/dc_0||_2 from the cell's value and the allowed error (per example)."""
     delta = torch.linalg.matrix_norm(allowed, ord="fro")  # ||ΔJ||_2 <= ||ΔJ||_F
-    s = spectral_norm(J_cell) * (1 + SVD_REL(n))
-    return (s * (1 - 2 * SVD_REL(n)) - delta).clamp_min(0), s + delta
+    rel = svd_relative_error(n)  # the float64 SVD's 4 n u (claims/tolerances.py)
+    s = spectral_norm(J_cell) * (1 + rel)
+    return (s * (1 - 2 * rel) - delta).clamp_min(0), s + delta
 
 
 def growth_rates(norms: dict) -> dict:

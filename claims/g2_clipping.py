@@ -31,7 +31,7 @@ import math
 import torch
 
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from
+from lstm_claims.claims.record import Check
 from hypothesis import strategies as st
 from lstm_claims.strategies.gradients import gradient_sets, max_norms
 from lstm_claims.claims.tolerances import gamma, smallest_subnormal, unit_roundoff

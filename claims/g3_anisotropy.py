@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from lstm_claims.strategies.gating_sequences import separated_forget_sequences
 from lstm_claims.strategies.gradients import rescalings
 from lstm_claims.claims.unrolled_cell import c_jacobians, parameter_gradient
-from lstm_claims.claims.tolerances import gamma, smallest_subnormal, unit_roundoff
+from lstm_claims.claims.tolerances import U64, gamma, smallest_subnormal, unit_roundoff
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
 from lstm_claims.reference.lstm_step import preactivations
 from lstm_claims.reference.unrolled_backward import previous_states
@@ -81,14 +81,13 @@ def check_forget_conditioning(cut, seq, device, dtype, steps=STEPS) -> dict:
     ratio = f[..., k_hi] / f[..., k_lo]  # (T, B): > 1 at every step by the strategy's construction
     if not bool((ratio > 1).all()):
         raise AssertionError(f"strategy promise broken: f[{k_hi}] <= f[{k_lo}] at some step ({seq.drawn})")
-    u64 = 2.0 ** -53
     figures, curve = {}, []
     for T in sorted(jac.cell):
         L = logf[:T].sum(0)  # (B, n) log Π f
         log_kappa = L.amax(-1) - L.amin(-1)
         log_bound = (logf[:T].amax(-1) - logf[:T].amin(-1)).sum(0)
         log_lower = ratio[:T].log().sum(0)
-        slack = gamma(2 * T + 2, torch.float64) * logf[:T].abs().sum((0, 2)) + 4 * T * u64
+        slack = gamma(2 * T + 2, torch.float64) * logf[:T].abs().sum((0, 2)) + 4 * T * U64
         for b in range(B):
             assert_bound("G3", f"log κ(diag Π f) at T = {T} (example {b})", float(log_kappa[b]),
                          float(log_bound[b] + slack[b]), context=ctx,
@@ -154,7 +153,7 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
     g = [p.grad.detach().clone() for p in params]
     g_s = [gi * d.to(device=device, dtype=dtype).reshape(gi.shape) for gi, d in zip(g, rescaling)]
     ctx = f"{where(device, dtype)}, first optimizer step on the cell's parameters, lr={lr:g} eps={eps:g}"
-    u, eta, u64 = unit_roundoff(dtype), smallest_subnormal(dtype), 2.0 ** -53
+    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
     big = max(float(t.abs().max()) for t in g_s)
     if not big < 2.0 ** (64 if dtype == torch.float32 else 511):
         raise ValueError(f"the rescaled gradient reaches {big:.3g}: its square overflows {dtype}; outside G3's condition")
@@ -173,14 +172,14 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
             # Adam: m = (1-β1) g (2 roundings), v = (1-β2) g g (3), sqrt (1, halves v's), / sqrt(1-β2) (2),
             # + eps (2), m/denom (1), · lr/(1-β1) (2): relative γ_12 of the update. Underflow: v below the
             # normal range loses <= 3η/2, i.e. <= sqrt(1.5 η)/sqrt(1-β2) in the denominator (>= eps); m loses η/2.
-            # Then p + Δ rounds once (u |p1|), and p1 - p0 in float64 (u64 (|p0| + |p1|)).
+            # Then p + Δ rounds once (u |p1|), and p1 - p0 in float64 (U64 (|p0| + |p1|)).
             tol_a = (gamma(12, dtype) * exact_a.abs() + u * (pj + exact_a.abs()) * (1 + u)
-                     + lr * (math.sqrt(1.5 * eta) / bc2_sqrt + 10 * eta) / eps + u64 * (2 * pj + exact_a.abs()))
+                     + lr * (math.sqrt(1.5 * eta) / bc2_sqrt + 10 * eta) / eps + U64 * (2 * pj + exact_a.abs()))
             assert_within("G3", f"Adam's first update of parameter {j} for gradient {name}", da, exact_a, tol_a,
                           context=ctx, why="-lr g/(|g| + eps): γ_12 of the update, underflow of g², the p update")
             exact_s = -lr * gj
             tol_s = (gamma(2, dtype) * exact_s.abs() + u * (pj + exact_s.abs()) * (1 + u) + eta
-                     + u64 * (2 * pj + exact_s.abs()))
+                     + U64 * (2 * pj + exact_s.abs()))
             assert_within("G3", f"SGD's update of parameter {j} for gradient {name}", ds, exact_s, tol_s,
                           context=ctx, why="-lr g: two roundings, and the p update")
     flat = lambda ts: torch.cat([t.reshape(-1) for t in ts])  # noqa: E731

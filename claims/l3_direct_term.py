@@ -14,6 +14,7 @@ from lstm_claims.claims.l1_gates_blind_to_c import direct_term_tolerance
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum, on_impl
 from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
+from lstm_claims.claims.tolerances import svd_bound
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
 from lstm_claims.reference.cell_state_jacobians import spectral_norm
 
@@ -44,8 +45,8 @@ def check(cut, problem, device, dtype) -> dict:
     dist = spectral_norm(D - eye)  # (B,)
     gap = (1 - f).abs().amax(dim=1)
     # Both sides come from the same float64 matrix; the SVD of an n x n matrix is backward
-    # stable: |σ_max(fl) - σ_max| <= c n u ||A||, with c = 4 for LAPACK's bidiagonalisation.
-    svd_tol = 4 * p.hidden_size * 2.0 ** -53 * (gap + 1)
+    # stable (claims.tolerances.svd_bound: 4 n u ||A||), and ||D - I|| <= max(1 - f) + 1 <= gap + 1.
+    svd_tol = svd_bound(gap + 1, p.hidden_size)
     for b in range(p.batch):
         assert_bound("L3", f"| ||D - I|| - max_k(1 - f_k) | (example {b})", abs(dist[b] - gap[b]).item(),
                      svd_tol[b].item(), context=ctx, why="SVD rounding of an n x n float64 matrix")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from lstm_claims.claims.long_range_tolerances import frobenius, lstm_backward_bound, note_product_bound
+from lstm_claims.claims.long_range_tolerances import lstm_backward_bound, note_product_bound
+from lstm_claims.claims.tolerances import frobenius
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, numbers
 from hypothesis import target

@@ -27,12 +27,12 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
-from lstm_claims.claims.long_range_tolerances import U64, frobenius, product_bound, svd_bound
+from lstm_claims.claims.long_range_tolerances import product_bound
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from
 from hypothesis import target
 from lstm_claims.strategies.long_range_sequences import sequence_problems
-from lstm_claims.claims.tolerances import exp_of_sum_error, gamma
+from lstm_claims.claims.tolerances import U64, exp_of_sum_error, frobenius, gamma, svd_bound
 from lstm_claims.claims.unrolled_cell import run as run_cell
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference import symbolic_long_range

@@ -30,8 +30,7 @@ import torch
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum, on_impl
 from lstm_claims.strategies.long_range_sequences import forget_gate_sequence, forget_gate_sequences
-from lstm_claims.claims.long_range_tolerances import U64, direct_term_error
-from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma
+from lstm_claims.claims.tolerances import ACTIVATION_ULPS, U64, direct_term_error, gamma, smallest_normal, smallest_subnormal
 from lstm_claims.claims.unrolled_cell import forget_gates
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
 from lstm_claims.reference import symbolic_long_range
@@ -49,7 +48,7 @@ CLAIM = register(Claim(
     unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
-NORMAL_MIN_LOG = math.log(2.0 ** -1022)  # below this a float64 product is subnormal or 0
+NORMAL_MIN_LOG = math.log(smallest_normal(torch.float64))  # below this a float64 product is subnormal or 0
 
 
 def check(cut, seq, device, dtype) -> dict:
@@ -65,14 +64,14 @@ def check(cut, seq, device, dtype) -> dict:
     tol_f = direct_term_error(p, x, h, dtype)
     assert_within("L8", "the cell's forget gates (∂c_t/∂c_(t-1) with h fixed) vs σ(a^f)", f_cell, f_ref, tol_f,
                   context=ctx, why="rounding bound of the f gate in the cell's dtype and in float64 "
-                                   "(claims/long_range_tolerances.py: direct_term_error)")
+                                   "(claims/tolerances.py: direct_term_error)")
     f_cell, f_ref, tol_f, a_f = (t.view(T, B, n) for t in (f_cell, f_ref, tol_f, a_f))
 
     # Log space. Reference: Σ logsigmoid(a^f) in float64; logsigmoid within ACTIVATION_ULPS u of
     # |log f| (plus the smallest normal, for a^f so large that log f underflows), summed: γ_T.
     log_ref = log_forget_products(a_f)  # (B, n)
     abs_log = -torch.nn.functional.logsigmoid(a_f)
-    err_ref = (ACTIVATION_ULPS * U64 + gamma(T, torch.float64)) * abs_log.sum(0) + T * 2.0 ** -1022
+    err_ref = (ACTIVATION_ULPS * U64 + gamma(T, torch.float64)) * abs_log.sum(0) + T * smallest_normal(torch.float64)
     if not torch.isfinite(log_ref).all():
         raise ClaimViolation("L8", f"{ctx}: the log-space product Σ logsigmoid(a^f) is not finite "
                                    f"(min {log_ref.min().item():.6g}): log space must not underflow")
@@ -138,7 +137,7 @@ def check(cut, seq, device, dtype) -> dict:
     return {"steps": T, "min_log_product": log_ref.min().item(), "max_log_product": log_ref.max().item(),
             "direct_float64_underflows": int((~representable).sum()),
             "direct_float32_not_normal": int((direct32 < torch.finfo(torch.float32).tiny).sum()),
-            "direct_float32_stuck_at_smallest_subnormal": int((direct32 == 2.0 ** -149).sum()),
+            "direct_float32_stuck_at_smallest_subnormal": int((direct32 == smallest_subnormal(torch.float32)).sum()),
             "log_space_finite": int(torch.isfinite(log_ref).sum()),
             "max_memory_bound_tightness": worst_slack}
 

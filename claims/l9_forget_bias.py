@@ -16,27 +16,35 @@ identity-like regime so that gradients flow at the start of training." Three par
    {10, 50, 200, 1000}, over seeds. Where b_f = 1 leaves ||dc_T/dc_0|| below float32's unit
    roundoff 2^-24 (an O(1) gradient summed with it in float32 loses it entirely) for a span
    in the table, the note's "gradients flow" is refuted for that span.
+
+This module's one job is the claim: its record and its checks. The table is computed by
+claims/forget_bias_study.py and drawn by claims/forget_bias_plot.py; the construction that
+breaks monotonicity is reference/forget_bias_construction.py; the rounding bounds along an
+unroll (drift_bound, gate_error_along) are claims/long_range_tolerances.py.
 """
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import torch
 
-from lstm_claims.claims.long_range_tolerances import U64, direct_term_error, frobenius, lstm_backward_bound
+# The study, the plot and the construction have their own homes; L9's callers reach them as
+# attributes of this module (L9.forget_bias_table(), L9.central_picture(t), L9.feedback_construction()).
+from lstm_claims.claims.forget_bias_plot import central_picture
+from lstm_claims.claims.forget_bias_study import (
+    FLOWS, TABLE_SIZES, VANISHED, forget_bias_table, table_inputs, table_problem, vanilla_rnn_beside_table,
+)
+from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum, numbers
 from hypothesis import strategies as st, target
 from lstm_claims.strategies.long_range_sequences import sequence_problems
-from lstm_claims.claims.tolerances import ACTIVATION_ULPS, forward_error, gamma
+from lstm_claims.claims.tolerances import direct_term_error, frobenius, gamma
 from lstm_claims.claims.unrolled_cell import forget_gates, run as run_cell, unrolled_c_jacobian
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference import symbolic_long_range
 from lstm_claims.reference.cell_state_jacobians import spectral_norm
-from lstm_claims.reference.forget_bias import chrono_forget_bias, default_lstm_params, jacobian_norm_table, with_forget_bias
-from lstm_claims.reference.jacobian_chain import full_state_jacobian, state_transition_jacobians, unroll
-from lstm_claims.reference.long_range import single_threaded, state_jacobians_along, step_inputs, true_backward
+from lstm_claims.reference.forget_bias_construction import feedback_construction
+from lstm_claims.reference.jacobian_chain import full_state_jacobian, unroll
+from lstm_claims.reference.long_range import state_jacobians_along, step_inputs, true_backward
 from lstm_claims.reference.lstm_step import LSTMParams, preactivations
 from lstm_claims.reference.unrolled_backward import LSTMSequence
 from lstm_claims.strategies.long_range_sequences import float32_exact
@@ -53,12 +61,6 @@ CLAIM = register(Claim(
              "T in {10, 50, 200, 1000}",
     unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
-
-# Below float32's unit roundoff relative to an O(1) gradient, a contribution is lost when the
-# two are summed in float32: "vanished" for training purposes.
-VANISHED = 2.0 ** -24
-FLOWS = 0.1  # ||dc_T/dc_0|| >= 0.1: the gradient through c_0 is within an order of magnitude of O(1)
-
 
 def shifted(params: LSTMParams, delta: float) -> LSTMParams:
     """The forget bias (bias_ih's f block) raised by delta > 0, rounded to float32 (still an exact input).
@@ -115,37 +117,6 @@ def check_without_feedback(cut, problem, delta: float, device, dtype) -> dict:
 
 # --- 2. with feedback: checked, not assumed ------------------------------------------------
 
-def drift_bound(params: LSTMParams, xs, run, dtype=torch.float64):
-    """Bound on |computed (h_t, c_t) - exact| along a float64 unroll, t = 0..T-1 (first order).
-
-    (Δh_t, Δc_t) <= |S_t| (Δh_(t-1), Δc_(t-1)) + the one-step forward error at the computed
-    state (claims.tolerances.forward_error), starting from exact h_0, c_0.
-    """
-    T, B, n = run.c.shape
-    S = state_transition_jacobians(params, xs, run.h0, run.c0, dtype=dtype).abs()
-    dh, dc = torch.zeros(B, n, dtype=torch.float64), torch.zeros(B, n, dtype=torch.float64)
-    out_h = [dh]
-    h_prev, c_prev = run.h_prev, run.c_prev
-    for t in range(T - 1):
-        fe = forward_error(params, xs[t], h_prev[t], c_prev[t], torch.float64)
-        prop = (S[t] @ torch.cat([dh, dc], 1).unsqueeze(2)).squeeze(2)
-        dh, dc = prop[:, :n] + fe.h_next, prop[:, n:] + fe.c_next
-        out_h.append(dh)
-    return torch.stack(out_h)  # (T, B, n): the drift of h_(t-1) at step t
-
-
-def gate_error_along(params: LSTMParams, xs, run) -> torch.Tensor:
-    """Bound on |float64 f_t of the unroll - exact f_t|, (T, B, n): rounding of a^f and σ, and h's drift."""
-    T, B, n = run.c.shape
-    drift_h = drift_bound(params, xs, run)
-    K = params.input_size + n + 2
-    W_f = params.hh_block("f").abs()
-    A = (xs.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + run.h_prev.abs() @ params.weight_hh.abs().T
-         + params.bias_hh.abs())[..., n:2 * n]
-    f = torch.sigmoid(run.a_f)
-    return 0.25 * (gamma(K, torch.float64) * A + drift_h @ W_f.T) + ACTIVATION_ULPS * U64 * f
-
-
 def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     """General W_hh: with h fixed every f_t rises with b_f (checked through the cell, a theorem); along the
     sequence, look for forget gates that *decrease* when b_f grows, beyond every rounding bound (a finding)."""
@@ -200,83 +171,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     return figures
 
 
-def feedback_construction(delta_steps: int = 3) -> LSTMSequence:
-    """An LSTM (n = m = 1) whose second forget gate *decreases* when b_f grows, by construction.
-
-    With W_hf = -4 and all other weights 0; b_i = 4, b_g = -2 (so i g ≈ -0.947), b_o = 4, b_f = 0;
-    h_0 = 0, c_0 = 2: c_1 = 2 f_1 - 0.947 ≈ 0.05 sits where tanh' ≈ 1, and
-        ∂a^f_2/∂b_f = 1 + W_hf o_1 tanh'(c_1) c_0 σ'(a^f_1) ≈ 1 - 4 · 0.98 · 1 · 2 · 1/4 ≈ -0.96 < 0:
-    raising b_f raises c_1 and h_1, and W_hf h_1 lowers a^f_2 by more than b_f raised it.
-    Every value is a small integer: exact in float32.
-    """
-    z = torch.zeros
-    w_hh = z(4, 1, dtype=torch.float64)
-    w_hh[1, 0] = -4.0
-    params = LSTMParams(weight_ih=z(4, 1, dtype=torch.float64), weight_hh=w_hh,
-                        bias_ih=torch.tensor([4.0, 0.0, -2.0, 4.0], dtype=torch.float64),
-                        bias_hh=z(4, dtype=torch.float64))
-    return LSTMSequence(params, z(delta_steps, 1, 1, dtype=torch.float64), z(1, 1, dtype=torch.float64),
-                        torch.full((1, 1), 2.0, dtype=torch.float64), {"construction": "L9 feedback: W_hf = -4"})
-
-
-# --- 3. the table at torch's default initialisation ----------------------------------------
-
-TABLE_SIZES = {"hidden_size": 32, "input_size": 32, "seeds": tuple(range(8)), "steps": (10, 50, 200, 1000),
-               "b_f": (0.0, 1.0, 2.0, 3.0, 5.0), "chrono_T_max": 1000}
-
-
-def table_problem(config: str, seed: int) -> LSTMParams:
-    """The parameters of one table cell: torch.nn.LSTMCell(32, 32)'s init under manual_seed(seed), bias set."""
-    n, m = TABLE_SIZES["hidden_size"], TABLE_SIZES["input_size"]
-    p = default_lstm_params(n, m, seed)
-    if config == "chrono":
-        b_f = chrono_forget_bias(n, TABLE_SIZES["chrono_T_max"], seed)
-        return with_forget_bias(p, b_f, -b_f)
-    return with_forget_bias(p, float(config.split("=")[1]))
-
-
-def table_inputs(seed: int, T: int) -> torch.Tensor:
-    """x_t ~ N(0, 1), (T, 1, m), from torch.Generator().manual_seed(1000 + seed)."""
-    gen = torch.Generator().manual_seed(1000 + seed)
-    return torch.randn(T, 1, TABLE_SIZES["input_size"], generator=gen, dtype=torch.float64)
-
-
-@lru_cache(maxsize=1)
-def forget_bias_table() -> dict:
-    """||dc_T/dc_0|| per (b_f configuration, T) over the seeds: median, min, max, and the note's diag(Π f)."""
-    sz = TABLE_SIZES
-    configs = [f"b_f={b:g}" for b in sz["b_f"]] + ["chrono"]
-    seeds, steps = sz["seeds"], sz["steps"]
-    plist = [table_problem(cfg, s) for cfg in configs for s in seeds]
-    xs = torch.cat([table_inputs(s, max(steps)) for _ in configs for s in seeds], dim=1)
-    with single_threaded():
-        tab = jacobian_norm_table(plist, xs, steps)
-    rows = {}
-    for k, cfg in enumerate(configs):
-        blk = tab.log10_norm[k * len(seeds):(k + 1) * len(seeds)]
-        diag = tab.log10_diag[k * len(seeds):(k + 1) * len(seeds)]
-        b = None if cfg == "chrono" else float(cfg.split("=")[1])
-        cells = {}
-        for j, T in enumerate(tab.steps):
-            med = blk[:, j].quantile(0.5).item()
-            cells[str(T)] = {"median": 10 ** med, "min": 10 ** blk[:, j].min().item(), "max": 10 ** blk[:, j].max().item(),
-                             "log10_median": med, "log10_spread": blk[:, j].max().item() - blk[:, j].min().item(),
-                             "diag_prod_f_median": 10 ** diag[:, j].quantile(0.5).item(),
-                             "sigmoid_b_f_pow_T": (1 / (1 + math.exp(-b))) ** T if b is not None else None}
-        flows = [T for T in tab.steps if cells[str(T)]["median"] >= FLOWS]
-        gone = [T for T in tab.steps if cells[str(T)]["median"] < VANISHED]
-        rows[cfg] = {"per_T": cells, "flows_up_to_T": max(flows) if flows else None,
-                     "vanished_from_T": min(gone) if gone else None}
-    meta = {"what": "||dc_T/dc_0||_2, the true total derivative (h_0, inputs fixed), torch.nn.LSTMCell default init",
-            "sizes": f"n = m = {sz['hidden_size']}, batch 1 per seed, h_0 = c_0 = 0",
-            "inputs": "x_t ~ N(0, 1) iid, torch.Generator().manual_seed(1000 + seed)",
-            "seeds": f"torch.manual_seed(seed) before torch.nn.LSTMCell(32, 32), seed in {list(seeds)}; "
-                     "median, min and max over the seeds",
-            "bias": "b_f is what the gate sees: bias_ih[f] = b_f, bias_hh[f] = 0 (torch adds the two)",
-            "chrono": f"b_f = log U(1, {sz['chrono_T_max'] - 1}) per unit, b_i = -b_f (Tallec & Ollivier 2018)",
-            "flows": f"median >= {FLOWS}", "vanished": f"median < 2^-24 = {VANISHED:.3g} (float32 unit roundoff)"}
-    return {"meta": meta, "rows": rows}
-
+# --- 3. the table at torch's default initialisation (claims/forget_bias_study.py) -----------
 
 def b_f_one_counterexample(table: dict) -> dict | None:
     """The shortest span in the table at which b_f = 1 leaves ||dc_T/dc_0|| below 2^-24 (median over seeds)."""
@@ -315,39 +210,6 @@ def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0
 
 def proofs() -> list[dict]:
     return [symbolic_long_range.prove_forget_bias_monotone(3)]
-
-
-def vanilla_rnn_beside_table() -> dict:
-    """The vanilla RNN at the table's sizes, inputs and seeds: median log10 ||∂h_T/∂h_0|| per T.
-
-    torch.nn.RNN(32, 32) default init under torch.manual_seed(seed), the same x_t as the LSTM
-    table, h_0 = 0: the note's contrast, measured on the same footing.
-    """
-    from lstm_claims.reference.vanilla_rnn import default_rnn_params, log10_product_norms
-
-    sz = TABLE_SIZES
-    logs = []
-    with single_threaded():
-        for seed in sz["seeds"]:
-            params = default_rnn_params(sz["hidden_size"], sz["input_size"], seed)
-            logs.append(log10_product_norms(params, table_inputs(seed, max(sz["steps"])), sz["steps"])[0])
-    logs = torch.stack(logs)
-    return {str(T): logs[:, j].quantile(0.5).item() for j, T in enumerate(sz["steps"])}
-
-
-def central_picture(table: dict) -> dict:
-    """The note's central picture as a plot spec: ||dc_T/dc_0|| against T per forget bias, beside the vanilla RNN."""
-    from lstm_claims.claims.plots import plot_spec, series
-
-    steps = TABLE_SIZES["steps"]
-    # log10 on a linear axis: the vanilla RNN's 10^-334 at T = 1000 is below float64's range.
-    lines = [series(cfg.replace("b_f=", "LSTM, b_f = ").replace("chrono", "LSTM, chrono init"), steps,
-                    [row["per_T"][str(T)]["log10_median"] for T in steps]) for cfg, row in table["rows"].items()]
-    rnn = vanilla_rnn_beside_table()
-    lines.append(series("vanilla RNN ||∂h_T/∂h_0||", steps, [rnn[str(T)] for T in steps], style="--s"))
-    return plot_spec("||dc_T/dc_0|| against T, default init (median of 8 seeds)", "T",
-                     "log10 of the Jacobian's norm", lines, logx=True,
-                     note=f"{table['meta']['sizes']}; {table['meta']['inputs']}; {table['meta']['bias']}.")
 
 
 # --- the record's checks ----------------------------------------------------------------------
@@ -398,3 +260,9 @@ CLAIM.define_checks(
           aggregate=minimum("min_gate_increase_h_fixed")),
     Check("symbolic", _symbolic, dtypes=(), devices=()),
 )
+
+
+# The claim's checks, and the parts with other homes that L9's callers reach through this module.
+__all__ = ["CLAIM", "shifted", "check_without_feedback", "check_with_feedback", "b_f_one_counterexample",
+           "check_table_cell", "proofs", "feedback_construction", "forget_bias_table", "central_picture",
+           "vanilla_rnn_beside_table", "table_problem", "table_inputs", "TABLE_SIZES", "VANISHED", "FLOWS"]

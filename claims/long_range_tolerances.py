@@ -1,7 +1,10 @@
-"""Tolerances of the long-range claims (L6-L9, G1-G4, V1-V3, R1-R2), derived, never tuned.
+"""Tolerances of the long-range LSTM claims (L6-L9, G1-G4): how rounding accumulates along a sequence.
 
-Built on claims/tolerances.py (unit roundoff u, γ_k, the smallest subnormal η, and the
-one-step LSTM bounds forward_error / vjp_error / vjp_tolerance), with the same method:
+Its one job: errors carried through T steps or T factors, derived, never tuned. The
+one-step bounds it carries (forward_error, vjp_error, vjp_tolerance, forget_gate_error)
+and the shared derivations (u, γ_k, η, sum_error, svd_bound, frobenius) are
+claims/tolerances.py; the vanilla RNN's recursion is claims/rnn_tolerances.py, the residual
+branch's bound claims/residual_tolerances.py. Built with the same method:
 worst-case rounding bounds in the style of Higham, *Accuracy and Stability of Numerical
 Algorithms* (ch. 3), evaluated on magnitudes, for inputs exactly representable in the
 dtype. What is new here is how one-step errors *accumulate* along a chain:
@@ -27,11 +30,13 @@ dtype. What is new here is how one-step errors *accumulate* along a chain:
     nor the first replace it. It also adds what only injection and parameter gradients
     incur: the rounding of adding an injected cotangent to the arriving one, and autograd's
     sum of T per-step parameter gradients;
-  * `rnn_backward_bound` (V1, V2): the same recursion for the vanilla RNN's step.
+  (claims/rnn_tolerances.py's `rnn_backward_bound` runs the same recursion for the vanilla
+  RNN's step.)
 - a product of T matrices computed in floating point (`product_bound`): Higham's Lemma 3.7,
-  |fl(A_T ⋯ A_1) - A_T ⋯ A_1| <= γ_{(T-1)n} |A_T| ⋯ |A_1| (any order, any blocking);
-- a spectral norm by SVD (`svd_bound`): backward stable, |σ̂ - σ| <= 4 n u ||A|| (LAPACK's
-  bidiagonalisation constant, as in claims/l3_direct_term.py).
+  |fl(A_T ⋯ A_1) - A_T ⋯ A_1| <= γ_{(T-1)n} |A_T| ⋯ |A_1| (any order, any blocking; also
+  used by V2's and R2's products);
+- the forward drift of a float64 unroll and the forget gates along it (`drift_bound`,
+  `gate_error_along`, L9): one-step forward errors carried through |S_t|.
 
 |S_t| is evaluated in float64 from the computed trajectory; it differs from the exact |S_t|
 by O(u) relatively, which changes the bound by O(u) times an error that is itself O(u):
@@ -41,11 +46,14 @@ from __future__ import annotations
 
 import torch
 
-from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma, smallest_subnormal, unit_roundoff, vjp_error, vjp_tolerance
+from lstm_claims.claims.tolerances import (
+    ACTIVATION_ULPS, U64, forward_error, gamma, preactivation_error, preactivation_magnitude, smallest_subnormal,
+    sum_error, unit_roundoff, vjp_error, vjp_tolerance,
+)
+from lstm_claims.reference.jacobian_chain import state_transition_jacobians
 from lstm_claims.reference.lstm_step import LSTMParams
 from lstm_claims.reference.unrolled_backward import LSTMSequence, UnrolledGrads, backward_steps, step_vjp_magnitudes
 
-U64 = 2.0 ** -53
 
 
 # --- generic -----------------------------------------------------------------------------
@@ -53,16 +61,6 @@ U64 = 2.0 ** -53
 def product_bound(abs_product: torch.Tensor, steps: int, n: int, dtype=torch.float64) -> torch.Tensor:
     """Elementwise bound on |fl(A_T ⋯ A_1) - A_T ⋯ A_1| given |A_T| ⋯ |A_1| (Higham Lemma 3.7)."""
     return gamma(max(steps - 1, 0) * n, dtype) * abs_product + max(steps - 1, 0) * n * smallest_subnormal(dtype)
-
-
-def svd_bound(norm, n: int, dtype=torch.float64):
-    """Bound on |computed ||A||_2 - ||A||_2| for an n x n matrix (backward-stable SVD, constant 4n)."""
-    return 4 * n * unit_roundoff(dtype) * norm
-
-
-def frobenius(A: torch.Tensor) -> torch.Tensor:
-    """||A||_F per matrix: a bound on ||A||_2, used to turn elementwise bounds into norm bounds."""
-    return torch.linalg.matrix_norm(A, ord="fro")
 
 
 # --- LSTM: backward through T steps (L6, L9 through |S_t|; G1-G4 through the step magnitudes) --
@@ -138,11 +136,6 @@ def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype) -> tuple[
     return ref, UnrolledGrads(h0=e_h, c0=e_c, xs=allowed_x, **allowed_p)
 
 
-def _preactivation_magnitude(params: LSTMParams, x, h):
-    return x.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + h.abs() @ params.weight_hh.abs().T \
-        + params.bias_hh.abs()
-
-
 def note_product_bound(params: LSTMParams, inp, S: torch.Tensor, note) -> torch.Tensor:
     """Bound on |float64 rows of the note's product J_T ⋯ J_1 - exact rows|, (R, n).
 
@@ -150,7 +143,8 @@ def note_product_bound(params: LSTMParams, inp, S: torch.Tensor, note) -> torch.
     in float64 and M = o_{t-1} ⊙ tanh'(c_{t-1}) computed in float64:
       - propagation: f ⊙ |d| + M ⊙ |K|ᵀ|d| (the exact J_tᵀ on the incoming error);
       - the VJP: vjp_error(float64) for d/dc and d/dh, the latter scaled by M;
-      - M: o = σ(a^o) with a^o off by γ_K Σ|terms| (K = m + n + 2), σ' <= 1/4, plus ACTIVATION_ULPS u;
+      - M: o = σ(a^o) with a^o off by preactivation_error (γ_K Σ|terms| + 2Kη, K = m + n + 2), σ' <= 1/4,
+        plus ACTIVATION_ULPS u;
         tanh'(c) = 1 - tanh² off by (2 ACTIVATION_ULPS + 2) u; the product rounds once;
       - the final product and sum round: γ_2 (|g.c| + M |g.h|).
     inp: the trajectory's StepInputs (o_{t-1} was computed from step t-1's inputs, inp.x[t-1], inp.h_prev[t-1]);
@@ -158,7 +152,6 @@ def note_product_bound(params: LSTMParams, inp, S: torch.Tensor, note) -> torch.
     """
     T, R, n = inp.c_prev.shape
     u = U64
-    K_terms = params.input_size + n + 2
     r = torch.zeros(R, n, dtype=torch.float64)
     absK = S[:, :, n:, :n].abs()  # ∂c_t/∂h_{t-1} = K_t
     f = torch.diagonal(S[:, :, n:, n:], dim1=-2, dim2=-1)
@@ -173,8 +166,8 @@ def note_product_bound(params: LSTMParams, inp, S: torch.Tensor, note) -> torch.
             continue
         dtc = 1 - torch.tanh(inp.c_prev[t]) ** 2
         M = inp.o_prev[t] * dtc
-        a_o_mag = _preactivation_magnitude(params, inp.x[t - 1], inp.h_prev[t - 1])[:, 3 * n:]
-        err_o = 0.25 * gamma(K_terms, torch.float64) * a_o_mag + ACTIVATION_ULPS * u * inp.o_prev[t]
+        err_a_o = preactivation_error(params, inp.x[t - 1], inp.h_prev[t - 1], torch.float64)[:, 3 * n:]
+        err_o = 0.25 * err_a_o + ACTIVATION_ULPS * u * inp.o_prev[t]
         err_M = err_o * dtc + inp.o_prev[t] * (2 * ACTIVATION_ULPS + 2) * u + u * M
         prop_h = M * (r.unsqueeze(1) @ absK[t]).squeeze(1)
         r = prop_c + prop_h + loc["c"] + M * loc["h"] + err_M * gh \
@@ -182,101 +175,42 @@ def note_product_bound(params: LSTMParams, inp, S: torch.Tensor, note) -> torch.
     return r
 
 
-# --- vanilla RNN (V1, V2) -----------------------------------------------------------------
+# --- forward drift along a float64 unroll (L9) -------------------------------------------
 
-def rnn_step_vjp_error(params, x, h, v_abs, dtype) -> torch.Tensor:
-    """Bound on |computed vᵀ ∂h_t/∂h_{t-1} - exact| for one tanh-RNN step in `dtype`, (B, n).
+def drift_bound(params: LSTMParams, xs, run, dtype=torch.float64):
+    """Bound on |computed (h_t, c_t) - exact| along a float64 unroll, t = 0..T-1 (first order).
 
-    The backward is (v ⊙ (1 - y²)) W_hh with y = tanh(z) the saved output:
-      z = W_ih x + b_ih + W_hh h + b_hh: a sum of K = m + n + 2 products, off by γ_K Σ|terms| + 2Kη;
-      y off by |Δz| (tanh is 1-Lipschitz) + ACTIVATION_ULPS u |y|; 1 - y² off by 2|Δy| + |Δy|² + 2u;
-      v ⊙ (1 - y²) rounds once; the product with W_hh sums n terms: γ_(n+1) of the magnitudes.
+    (Δh_t, Δc_t) <= |S_t| (Δh_(t-1), Δc_(t-1)) + the one-step forward error at the computed
+    state (claims.tolerances.forward_error), starting from exact h_0, c_0.
     """
-    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
-    n, m = params.hidden_size, params.input_size
-    K = m + n + 2
-    Z = x.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + h.abs() @ params.weight_hh.abs().T \
-        + params.bias_hh.abs()
-    err_z = gamma(K, dtype) * Z + 2 * K * eta
-    y = torch.tanh(x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T + params.bias_hh)
-    err_y = err_z + ACTIVATION_ULPS * (u * y.abs() + eta)
-    d = 1 - y * y
-    err_d = 2 * err_y + err_y ** 2 + 2 * u
-    Wabs = params.weight_hh.abs()
-    return (v_abs * err_d) @ Wabs + gamma(n + 1, dtype) * ((v_abs * (d + err_d)) @ Wabs) + (n + 1) * eta
+    T, B, n = run.c.shape
+    S = state_transition_jacobians(params, xs, run.h0, run.c0, dtype=dtype).abs()
+    dh, dc = torch.zeros(B, n, dtype=torch.float64), torch.zeros(B, n, dtype=torch.float64)
+    out_h = [dh]
+    h_prev, c_prev = run.h_prev, run.c_prev
+    for t in range(T - 1):
+        fe = forward_error(params, xs[t], h_prev[t], c_prev[t], torch.float64)
+        prop = (S[t] @ torch.cat([dh, dc], 1).unsqueeze(2)).squeeze(2)
+        dh, dc = prop[:, :n] + fe.h_next, prop[:, n:] + fe.c_next
+        out_h.append(dh)
+    return torch.stack(out_h)  # (T, B, n): the drift of h_(t-1) at step t
 
 
-def rnn_backward_bound(params, xs, hs, J: torch.Tensor, v: torch.Tensor, dtype) -> torch.Tensor:
-    """Bound on |computed rows of ∂h_T/∂h_0 - float64 reference rows| along the RNN's own trajectory.
+def gate_error_along(params: LSTMParams, xs, run) -> torch.Tensor:
+    """Bound on |float64 f_t of the unroll - exact f_t|, (T, B, n): rounding of a^f and σ, and h's drift.
 
-    xs (T, R, m); hs (T + 1, R, n) the trajectory h_0..h_T; J (T, R, n, n) the exact step Jacobians;
-    v (T + 1, R, n) the reference cotangents (v[T] the seeds). Local error: the step bound in
-    `dtype` plus the same bound in float64 (the reference also rounds).
+    a^f at step t is computed from the drifted h_(t-1): off by its own rounding (sum_error of
+    the pre-activation's magnitude, K = m + n + 2 terms) plus |W_hf| times h's drift; σ moves
+    by at most 1/4 of that and rounds within ACTIVATION_ULPS u of f.
     """
-    T, R, n = xs.shape[0], xs.shape[1], hs.shape[-1]
-    err = torch.zeros(R, n, dtype=torch.float64)
-    for t in range(T - 1, -1, -1):
-        va = v[t + 1].abs() + err
-        loc = rnn_step_vjp_error(params, xs[t], hs[t], va, dtype) + rnn_step_vjp_error(params, xs[t], hs[t], va,
-                                                                                        torch.float64)
-        err = (err.unsqueeze(1) @ J[t].abs()).squeeze(1) + loc
-    return err
-
-
-# --- residual blocks (R1, R2) -------------------------------------------------------------
-
-def branch_jacobian_error(p, x, dtype) -> torch.Tensor:
-    """Bound on |autograd J_F(x) in `dtype` - exact|, (..., n, n), for F(x) = W2 tanh(W1 x + b1) + b2.
-
-    Row i of the autograd Jacobian is Σ_k W2[i, k] (1 - y_k²) W1[k, :] with y = tanh(W1 x + b1):
-    z off by γ_(n+1) (|W1||x| + |b1|) + 2(n+1)η, y and 1 - y² as in rnn_step_vjp_error; the
-    products and the sum over the k hidden units: γ_(k+2) of |W2| diag(|d| + Δd) |W1|.
-    """
-    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
-    k, n = p.w1.shape
-    z = x @ p.w1.T + p.b1
-    err_z = gamma(n + 1, dtype) * (x.abs() @ p.w1.abs().T + p.b1.abs()) + 2 * (n + 1) * eta
-    y = torch.tanh(z)
-    err_y = err_z + ACTIVATION_ULPS * (u * y.abs() + eta)
-    d = 1 - y * y
-    err_d = 2 * err_y + err_y ** 2 + 2 * u
-    W2a, W1a = p.w2.abs(), p.w1.abs()
-    return (W2a * err_d.unsqueeze(-2)) @ W1a + gamma(k + 2, dtype) * ((W2a * (d + err_d).unsqueeze(-2)) @ W1a) \
-        + (k + 2) * eta
-
-
-def forget_gate_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
-    """Bound on |f computed in `dtype` - σ(a^f)| for inputs exact in `dtype`, (N, n).
-
-    claims.tolerances.forward_error's derivation restricted to the forget gate: a^f is a sum of
-    K = m + n + 2 products, off by γ_K Σ|terms| + 2Kη; σ moves by at most 1/4 of that and rounds
-    within ACTIVATION_ULPS u of its value (plus ACTIVATION_ULPS η near underflow).
-    """
-    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
-    n = params.hidden_size
+    T, B, n = run.c.shape
+    drift_h = drift_bound(params, xs, run)
     K = params.input_size + n + 2
-    a_f_mag = _preactivation_magnitude(params, x, h)[:, n:2 * n]
-    a_f = (x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T + params.bias_hh)[:, n:2 * n]
-    return 0.25 * (gamma(K, dtype) * a_f_mag + 2 * K * eta) + ACTIVATION_ULPS * (u * torch.sigmoid(a_f) + eta)
+    W_f = params.hh_block("f").abs()
+    A = preactivation_magnitude(params, xs, run.h_prev)[..., n:2 * n]
+    f = torch.sigmoid(run.a_f)
+    return 0.25 * (sum_error(A, K, torch.float64) + drift_h @ W_f.T) + ACTIVATION_ULPS * U64 * f
 
 
-def direct_term_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
-    """Bound on |the cell's ∂c_t/∂c_(t-1) (h fixed, = f by L1) - σ(a^f) in float64|: both gates' errors,
-    and the backward's product 1 · f (one rounding of a value <= f + error)."""
-    e = forget_gate_error(params, x, h, dtype)
-    e64 = forget_gate_error(params, x, h, torch.float64)
-    f = torch.sigmoid((x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T
-                       + params.bias_hh)[:, params.hidden_size:2 * params.hidden_size])
-    return e + e64 + unit_roundoff(dtype) * (f + e)
-
-
-def lstm_gate_magnitudes(params: LSTMParams, x, h):
-    """Pre-activation magnitudes Σ|terms| per gate (dict of (B, n)), for bounds on gate errors."""
-    n = params.hidden_size
-    A = _preactivation_magnitude(params, x, h)
-    return {g: A[:, k * n:(k + 1) * n] for k, g in enumerate("ifgo")}
-
-
-__all__ = ["product_bound", "svd_bound", "frobenius", "lstm_backward_bound", "unrolled_vjp_bound",
-           "note_product_bound", "rnn_step_vjp_error", "rnn_backward_bound", "branch_jacobian_error", "lstm_gate_magnitudes",
-           "forget_gate_error", "direct_term_error"]
+__all__ = ["product_bound", "lstm_backward_bound", "unrolled_vjp_bound", "note_product_bound", "drift_bound",
+           "gate_error_along"]

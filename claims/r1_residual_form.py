@@ -20,7 +20,7 @@ import torch
 from torch.func import jacrev, vmap
 
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
-from lstm_claims.claims.long_range_tolerances import branch_jacobian_error
+from lstm_claims.claims.residual_tolerances import branch_jacobian_error
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from
 from lstm_claims.strategies import step_problems
@@ -68,7 +68,7 @@ def check_block(block, x, device, dtype) -> dict:
                        why="one rounding of the sum of the identity path and the branch in the backward")
     tol = branch_jacobian_error(block, x, dtype) + branch_jacobian_error(block, x, torch.float64)
     w2 = assert_within("R1", "J_F by autograd vs W2 diag(tanh'(W1 x + b1)) W1", J_F, branch_jacobian(block, x), tol,
-                       context=ctx, why="rounding bound of the branch's backward (claims/long_range_tolerances.py)")
+                       context=ctx, why="rounding bound of the branch's backward (claims/residual_tolerances.py)")
     return {"worst_error_over_allowed": max(w1, w2)}
 
 

@@ -24,12 +24,13 @@ import math
 import torch
 from torch.func import jacrev, vmap
 
-from lstm_claims.claims.long_range_tolerances import U64, branch_jacobian_error, frobenius, product_bound, svd_bound
+from lstm_claims.claims.long_range_tolerances import product_bound
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum
 from hypothesis import target
 from lstm_claims.strategies.residual_stacks import residual_stacks
-from lstm_claims.claims.tolerances import exp_of_sum_error, gamma, smallest_subnormal, unit_roundoff
+from lstm_claims.claims.residual_tolerances import branch_jacobian_error
+from lstm_claims.claims.tolerances import U64, exp_of_sum_error, frobenius, gamma, smallest_subnormal, svd_bound, unit_roundoff
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference import symbolic_long_range
 from lstm_claims.reference.jacobian_chain import ordered_product_chain

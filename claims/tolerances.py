@@ -1,5 +1,12 @@
 """Tolerances, derived from the dtype's unit roundoff and the problem's size and magnitudes.
 
+Its job: the dtype's floating-point parameters (u, η, the normal and finite range, from
+torch.finfo), the elementary derivations every other tolerance module builds on (γ_k, a
+sum of products, the pre-activation, a singular value by SVD, a product in log space), and
+the one-step LSTM bounds (the forward step, its forget gate, its VJP). How errors accumulate
+along a sequence is claims/long_range_tolerances.py; the vanilla RNN's bounds are
+claims/rnn_tolerances.py, the residual branch's claims/residual_tolerances.py.
+
 No number here is tuned to make a run pass. Each bound is a worst-case rounding-error
 bound (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3) for computing the
 LSTM step of CLAIMS.md in the given dtype from inputs that are exactly representable in
@@ -7,7 +14,8 @@ it (the strategies draw float32-exact values), plus the same bound for the float
 reference, which is also computed in floating point. Values (forward) and gradients
 (vector-Jacobian products) have separate derivations: `forward_error`, `vjp_error`.
 
-Notation: u = unit roundoff (2^-24 float32, 2^-53 float64); γ_k = k u / (1 - k u).
+Notation: u = unit roundoff (2^-24 float32, 2^-53 float64); γ_k = k u / (1 - k u);
+η = the smallest subnormal.
 """
 from __future__ import annotations
 
@@ -19,14 +27,11 @@ import torch
 
 from lstm_claims.reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
 
-UNIT_ROUNDOFF = {torch.float64: 2.0 ** -53, torch.float32: 2.0 ** -24}
-
 # Underflow: a result below the smallest normal number keeps an *absolute* error of at
 # most half the smallest subnormal η (gradual underflow), however small it is relative to
 # the result (Higham §2.1: fl(x op y) = (x op y)(1 + δ) + η', |η'| <= η/2). Every bound
 # below adds η per operation that produced a quantity, so a gradient of 1e-48 that
 # float32 returns as 0 is within its allowance, as it must be.
-SMALLEST_SUBNORMAL = {torch.float64: 2.0 ** -1074, torch.float32: 2.0 ** -149}
 
 # Accuracy of one evaluation of sigmoid/tanh, in units of u (k ulp of y is at most 2k u |y|).
 # CPU: SLEEF's u10 exp and tanh, <= 1 ulp = 2u; sigmoid = 1 / (1 + exp(-a)) adds the
@@ -41,17 +46,46 @@ ACTIVATION_ULPS = 6
 SIGMOID_LIPSCHITZ, TANH_LIPSCHITZ = 0.25, 1.0
 
 
+# --- the dtype's floating-point parameters, from torch.finfo -------------------------------
+# One home for the numbers every bound is made of: nowhere else writes 2^-53, 2^-24, 2^-1074
+# or 2^-1022 by hand. A binary format with p significand bits (the implicit one included)
+# has finfo.eps = 2^(1-p) (the gap from 1 to the next number) and rounds to nearest with
+# relative error at most u = eps / 2 = 2^-p; its smallest normal is finfo.tiny = 2^e_min,
+# and its subnormals are spaced 2^(e_min + 1 - p) = tiny * eps apart, the smallest of them.
+# float64: u = 2^-53, η = 2^-1074; float32: 2^-24, 2^-149; bfloat16: 2^-8, 2^-133;
+# float16: 2^-11, 2^-24 (tests/meta/test_tolerances.py).
+
+def _finfo(dtype: torch.dtype) -> torch.finfo:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"no tolerance is derived for dtype {dtype}: rounding-error bounds need a real "
+                        f"floating-point dtype (torch.float64, torch.float32, torch.bfloat16, torch.float16, ...)")
+    return torch.finfo(dtype)
+
+
 def unit_roundoff(dtype: torch.dtype) -> float:
-    try:
-        return UNIT_ROUNDOFF[dtype]
-    except KeyError:
-        raise TypeError(f"no tolerance is derived for dtype {dtype}; the suite checks "
-                        f"{sorted(map(str, UNIT_ROUNDOFF))}") from None
+    """u = finfo.eps / 2: the largest relative error of one rounding to nearest (2^-53 for float64)."""
+    return _finfo(dtype).eps / 2
 
 
 def smallest_subnormal(dtype: torch.dtype) -> float:
-    unit_roundoff(dtype)  # one error message for an unsupported dtype
-    return SMALLEST_SUBNORMAL[dtype]
+    """η = finfo.tiny * finfo.eps: the spacing of the subnormals, the absolute error scale of underflow."""
+    fi = _finfo(dtype)
+    return fi.tiny * fi.eps
+
+
+def smallest_normal(dtype: torch.dtype) -> float:
+    """finfo.tiny: below it a result is subnormal and keeps only an absolute error bound (η / 2)."""
+    return _finfo(dtype).tiny
+
+
+def largest_finite(dtype: torch.dtype) -> float:
+    """finfo.max: above it a result overflows to ±inf."""
+    return _finfo(dtype).max
+
+
+# float64's unit roundoff, 2^-53: the float64 references' (and the float64 SVDs', logs' and
+# sums') rounding, used by every claim that bounds a float64 computation of its own.
+U64 = unit_roundoff(torch.float64)
 
 
 def gamma(k: int, dtype: torch.dtype) -> float:
@@ -60,6 +94,59 @@ def gamma(k: int, dtype: torch.dtype) -> float:
     if k * u >= 1:
         raise ValueError(f"γ_{k} is undefined for {dtype} (k u >= 1)")
     return k * u / (1 - k * u)
+
+
+def sum_error(magnitude, terms: int, dtype):
+    """Bound on |fl(Σ of `terms` products) - exact| given magnitude = Σ |each product| (exact inputs).
+
+    Higham eq. 3.5: in any order, with or without FMA, |fl(Σ x_k y_k) - Σ x_k y_k| <= γ_K Σ |x_k y_k|
+    for K = terms; with gradual underflow each of the K products and K sums may add an absolute
+    η/2 more (Higham §2.1), at most 2Kη in all, however small the sum. The one home of this
+    derivation: the LSTM's and the vanilla RNN's pre-activations and the residual branch's
+    hidden layer all use it.
+    """
+    return gamma(terms, dtype) * magnitude + 2 * terms * smallest_subnormal(dtype)
+
+
+def preactivation_magnitude(params, x, h):
+    """Σ|terms| of a = W_ih x + b_ih + W_hh h + b_hh: |x||W_ih|ᵀ + |b_ih| + |h||W_hh|ᵀ + |b_hh|, (..., rows).
+
+    `params` is an LSTMParams (rows: the 4n gates) or a vanilla RNN's RNNParams (the same four
+    fields; rows: n). x (..., m), h (..., n), any leading batch shape. The magnitude that
+    sum_error turns into the pre-activation's rounding bound (K = m + n + 2 terms).
+    """
+    return x.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + h.abs() @ params.weight_hh.abs().T \
+        + params.bias_hh.abs()
+
+
+def preactivation_error(params, x, h, dtype) -> torch.Tensor:
+    """Bound on |fl(a) - a| for a = W_ih x + b_ih + W_hh h + b_hh computed in `dtype` from exact inputs.
+
+    a is a sum of K = m + n + 2 products (the biases times 1): sum_error of its magnitude.
+    """
+    K = params.input_size + params.hidden_size + 2
+    return sum_error(preactivation_magnitude(params, x, h), K, dtype)
+
+
+def svd_relative_error(n: int, dtype=torch.float64) -> float:
+    """Relative bound 4 n u on a singular value of an n x n matrix computed by SVD (spectral norm, σ_min).
+
+    LAPACK's SVD is backward stable: the computed singular values are exactly those of A + ΔA
+    with ||ΔA||_2 <= c n u ||A||_2, c = 4 for its Householder bidiagonalisation; by Weyl's
+    inequality each singular value moves by at most ||ΔA||_2, so |σ̂ - σ| <= 4 n u ||A||_2.
+    The one home of this bound (L3, L7, G1, V2, R2).
+    """
+    return 4 * n * unit_roundoff(dtype)
+
+
+def svd_bound(norm, n: int, dtype=torch.float64):
+    """Bound on |computed σ - σ| for an n x n matrix of spectral norm `norm` (svd_relative_error · norm)."""
+    return svd_relative_error(n, dtype) * norm
+
+
+def frobenius(A: torch.Tensor) -> torch.Tensor:
+    """||A||_F per matrix: a bound on ||A||_2, used to turn elementwise bounds into norm bounds."""
+    return torch.linalg.matrix_norm(A, ord="fro")
 
 
 def exp_of_sum_error(logs: torch.Tensor) -> float:
@@ -71,7 +158,7 @@ def exp_of_sum_error(logs: torch.Tensor) -> float:
     exponent is -190 and Δ ≈ 190 u: the bound grows with |Σ log|, not only with L. (Used by
     L7 and R2, which compare such products.)
     """
-    u = UNIT_ROUNDOFF[torch.float64]
+    u = U64
     delta = (2 * u + gamma(logs.numel(), torch.float64)) * logs.abs().sum().item()
     return math.expm1(delta) * (1 + 2 * u) + 2 * u
 
@@ -98,12 +185,10 @@ def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> Forwar
     u = unit_roundoff(dtype)
     n, m = params.hidden_size, params.input_size
     # a = W_ih x + b_ih + W_hh h + b_hh is a sum of K = m + n + 2 products: in any order
-    # |fl(a) - a| <= γ_K Σ|terms| (Higham eq. 3.5).
+    # |fl(a) - a| <= γ_K Σ|terms| + 2Kη (preactivation_error).
     K = m + n + 2
-    A = x.abs() @ params.weight_ih.abs().T + params.bias_ih.abs() + h.abs() @ params.weight_hh.abs().T \
-        + params.bias_hh.abs()
     eta = smallest_subnormal(dtype)
-    err_a = gamma(K, dtype) * A + 2 * K * eta  # K products and K sums, each may underflow
+    err_a = preactivation_error(params, x, h, dtype)
     if h_error is not None:  # a rounded h moves a by at most |W_hh| |Δh|
         err_a = err_a + (1 + gamma(n, dtype)) * (h_error @ params.weight_hh.abs().T)
     err_a = dict(zip("ifgo", err_a.chunk(4, dim=1)))
@@ -122,6 +207,31 @@ def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> Forwar
     err_t = TANH_LIPSCHITZ * err_c + ev * t.abs() + e4
     err_h = t.abs() * gate["o"] + o * err_t + gate["o"] * err_t + u * (o * t.abs()) + eta
     return ForwardError(dtype, K, err_a, gate, err_c, err_t, err_h)
+
+
+def forget_gate_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
+    """Bound on |f computed in `dtype` - σ(a^f)| for inputs exact in `dtype`, (N, n).
+
+    forward_error's derivation restricted to the forget gate: a^f is a sum of K = m + n + 2
+    products, off by preactivation_error; σ moves by at most 1/4 of that and rounds within
+    ACTIVATION_ULPS u of its value (plus ACTIVATION_ULPS η near underflow).
+    """
+    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    n = params.hidden_size
+    K = params.input_size + n + 2
+    a_f_mag = preactivation_magnitude(params, x, h)[:, n:2 * n]
+    a_f = (x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T + params.bias_hh)[:, n:2 * n]
+    return 0.25 * sum_error(a_f_mag, K, dtype) + ACTIVATION_ULPS * (u * torch.sigmoid(a_f) + eta)
+
+
+def direct_term_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
+    """Bound on |the cell's ∂c_t/∂c_(t-1) (h fixed, = f by L1) - σ(a^f) in float64|: both gates' errors,
+    and the backward's product 1 · f (one rounding of a value <= f + error)."""
+    e = forget_gate_error(params, x, h, dtype)
+    e64 = forget_gate_error(params, x, h, torch.float64)
+    f = torch.sigmoid((x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T
+                       + params.bias_hh)[:, params.hidden_size:2 * params.hidden_size])
+    return e + e64 + unit_roundoff(dtype) * (f + e)
 
 
 def _vjp_magnitudes(params, x, h, c, v_h, v_c, fac):

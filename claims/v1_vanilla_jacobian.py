@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from lstm_claims.claims import through_rnn
-from lstm_claims.claims.long_range_tolerances import rnn_step_vjp_error
+from lstm_claims.claims.rnn_tolerances import rnn_step_vjp_error
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from
 from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems

@@ -21,12 +21,13 @@ import math
 import torch
 
 from lstm_claims.claims import through_rnn
-from lstm_claims.claims.long_range_tolerances import U64, frobenius, product_bound, rnn_backward_bound, svd_bound
+from lstm_claims.claims.long_range_tolerances import product_bound
+from lstm_claims.claims.rnn_tolerances import rnn_backward_bound
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum
 from hypothesis import target
 from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
-from lstm_claims.claims.tolerances import gamma
+from lstm_claims.claims.tolerances import U64, frobenius, gamma, svd_bound, svd_relative_error
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
 from lstm_claims.reference.jacobian_chain import ordered_product_chain
 from lstm_claims.reference.vanilla_rnn import dtanh, preactivation, spectral_norm, step_jacobians
@@ -64,7 +65,7 @@ def check(problem, device, dtype) -> dict:
     tol = rnn_backward_bound(p.params, xs_r, hs_r, J, v, dtype).view(B, n, n)
     worst = assert_within("V2", "torch.nn.RNN's ∂h_T/∂h_0 vs the closed-form product J_T ⋯ J_1", J_rnn,
                           v[0].view(B, n, n), tol, context=ctx,
-                          why="one-step backward bounds accumulated through |J_t|ᵀ (claims/long_range_tolerances.py)")
+                          why="one-step backward bounds accumulated through |J_t|ᵀ (claims/rnn_tolerances.py)")
     # The inequalities, per example, on the float64 factors of copy 0 (the trajectory of example b).
     Jb, zb = J[:, ::n], z[:, ::n]  # (T, B, n, n), (T, B, n)
     P = ordered_product_chain(Jb)
@@ -80,20 +81,20 @@ def check(problem, device, dtype) -> dict:
         prod_err = frobenius(product_bound(P_abs[b], T, n)).item() + svd_bound(prod_norm, n)
         sum_log = torch.log(step_norms[:, b]).sum().item()
         # each ||J_t|| by SVD within 4 n u; T logs and T - 1 sums: γ_(2T) relative of Σ|log|, plus T(4 n u)
-        sum_log_slack = T * 4 * n * U64 + gamma(2 * T, torch.float64) * torch.log(step_norms[:, b]).abs().sum().item()
+        sum_log_slack = T * svd_relative_error(n) + gamma(2 * T, torch.float64) * torch.log(step_norms[:, b]).abs().sum().item()
         if _log(max(prod_norm - prod_err, 0.0)) > sum_log + sum_log_slack:
             raise ClaimViolation("V2", f"{ctx}, example {b}: ||Π J_t|| = {prod_norm:.10g} exceeds Π ||J_t|| = "
                                        f"e^{sum_log:.10g} (submultiplicativity)")
         beta = d_max[b].item() * w
         # ||fl(diag(d) W)|| <= max d ||W|| + u ||diag(d) W||_F per step; ||W|| and each ||J_t|| by SVD within 4 n u.
         per_step = torch.log1p(U64 * frobenius(Jb[:, b]) / (beta if beta > 0 else 1.0)).sum().item()
-        bound_log = T * _log(beta) + per_step + 2 * T * 4 * n * U64 + gamma(2 * T, torch.float64) * abs(T * _log(beta))
+        bound_log = T * _log(beta) + per_step + 2 * T * svd_relative_error(n) + gamma(2 * T, torch.float64) * abs(T * _log(beta))
         if sum_log > bound_log + sum_log_slack:
             raise ClaimViolation("V2", f"{ctx}, example {b}: Π ||J_t|| = e^{sum_log:.10g} exceeds (max tanh' ||W_hh||)^T "
                                        f"= e^{T * _log(beta):.10g} (||diag(d) W|| <= max d ||W||)")
         rnn_norm = spectral_norm(J_rnn[b]).item()
         rnn_low = max(rnn_norm - frobenius(tol[b]).item() - svd_bound(rnn_norm, n), 0.0)
-        if _log(rnn_low) > bound_log + sum_log_slack + 4 * n * U64:
+        if _log(rnn_low) > bound_log + sum_log_slack + svd_relative_error(n):
             raise ClaimViolation("V2", f"{ctx}, example {b}: torch.nn.RNN's ||∂h_T/∂h_0|| = {rnn_norm:.10g} exceeds "
                                        f"(max tanh' ||W_hh||)^T = e^{T * _log(beta):.10g} beyond its rounding bound")
         ratios.append(math.exp((_log(prod_norm) - T * _log(beta)) / T) if beta > 0 and prod_norm > 0 else 0.0)

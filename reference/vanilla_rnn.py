@@ -162,3 +162,15 @@ def log10_product_norms(params: RNNParams, xs: torch.Tensor, steps: tuple[int, .
         if t + 1 in wanted:
             out[t + 1] = log10_scale + torch.log10(spectral_norm(P))
     return torch.stack([out[T] for T in steps], dim=1)
+
+
+def median_log10_product_norms(n: int, m: int, seeds, steps: tuple[int, ...], inputs) -> dict:
+    """{str(T): median over seeds of log10 ||∂h_T/∂h_0||_2} at torch.nn.RNN(m, n)'s default init.
+
+    For each seed: default_rnn_params(n, m, seed) (torch.manual_seed(seed)), the inputs
+    inputs(seed) of shape (T >= max(steps), 1, m), h_0 = 0, and log10_product_norms.
+    (L9's table sets this beside the LSTM's ||dc_T/dc_0||, on the same inputs and seeds.)
+    """
+    logs = torch.stack([log10_product_norms(default_rnn_params(n, m, seed), inputs(seed), steps)[0]
+                        for seed in seeds])
+    return {str(T): logs[:, j].quantile(0.5).item() for j, T in enumerate(steps)}

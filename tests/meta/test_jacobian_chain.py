@@ -30,6 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from lstm_claims.claims.tolerances import U64
 from lstm_claims.reference.jacobian_chain import (
     Unrolled, cell_state_factors, cell_state_product, full_state_jacobian, log_forget_products, ordered_product,
     ordered_product_chain, ordered_product_tree, state_transition_jacobians, unroll,
@@ -37,7 +38,7 @@ from lstm_claims.reference.jacobian_chain import (
 from lstm_claims.reference.lstm_step import LSTMParams, lstm_step
 
 F64 = torch.float64
-U = 2.0 ** -53
+U = U64  # float64's unit roundoff (claims/tolerances.py)
 ACT = 4  # activation accuracy, in units of u (see module docstring)
 TINY = torch.finfo(F64).tiny
 

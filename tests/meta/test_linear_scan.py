@@ -24,10 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
+from lstm_claims.claims.tolerances import U64, smallest_normal, unit_roundoff
 from lstm_claims.reference.linear_scan import default_block, linear_recurrence_loop, linear_recurrence_scan
 
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float64: 2.0 ** -53}
 DEVICES = [pytest.param("cpu"),
            pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                          reason="CUDA is not available on this machine"))]
@@ -43,10 +43,10 @@ def scan_vs_loop_bound(a: torch.Tensor, b: torch.Tensor, c0: torch.Tensor) -> to
     S = linear_recurrence_loop(a64.abs(), b64.abs(), c64.abs())
     T = a.shape[0]
     t = torch.arange(1, T + 1, dtype=torch.float64).reshape((T,) + (1,) * (a.dim() - 1))
-    u = UNIT_ROUNDOFF[a.dtype]
-    rel = gamma(5 * t, u) * S * (1 + gamma(2 * t, UNIT_ROUNDOFF[torch.float64]))
+    u = unit_roundoff(a.dtype)
+    rel = gamma(5 * t, u) * S * (1 + gamma(2 * t, U64))
     growth = max(1.0, float(a64.abs().max())) if a.numel() else 1.0
-    underflow = 5 * t * torch.finfo(a.dtype).tiny * growth ** t
+    underflow = 5 * t * smallest_normal(a.dtype) * growth ** t
     return rel + underflow
 
 
@@ -184,7 +184,7 @@ def test_loop_is_differentiable():
     linear_recurrence_loop(a, b, c0).sum().backward()
     # ∂(Σ_t c_t)/∂c_0 = Σ_t Π_{r<=t} a_r, per coordinate
     expected = torch.cumprod(a.detach(), 0).sum(0)
-    torch.testing.assert_close(c0.grad, expected, rtol=gamma(3 * 20, UNIT_ROUNDOFF[torch.float64]), atol=0)
+    torch.testing.assert_close(c0.grad, expected, rtol=gamma(3 * 20, U64), atol=0)
 
 
 def _good():
