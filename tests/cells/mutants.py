@@ -214,7 +214,7 @@ MUTANTS = (
     Mutant("gradient at c_t clamped to ±1", _M + "CellGradientClamped", "backward, cotangents above 1 only",
            ("L0", "L6", "G1")),
     Mutant("forget gate applied after the input", _M + "ForgetAppliedAfterInput", "forward, any size",
-           ("L0", "L2", "L4", "L5", "L6", "L7", "L9", "G1", "G3", "G4")),
+           ("L0", "L2", "L4", "L6", "L7", "L9", "G1", "G3", "G4")),
     Mutant("tanh'(c) = 1 - c² in backward", _M + "WrongTanhPrimeInBackward", "backward only",
            ("L0", "L6", "L9", "G3", "G4")),
     Mutant("forget gate dropped in backward", _M + "ForgetGateDroppedInBackward", "backward only",

@@ -23,13 +23,13 @@ EXPECTED_CPU_ONLY = {
     "bench_jacobian.py::test_cell_state_jacobian_matmul_floor": 1,
 }
 HEADLINE_CASES = [
-    "benchmarks/bench_lstm.py::test_lstm[cell_loop-fwd-B64-n512-cpu]",
-    "benchmarks/bench_lstm.py::test_lstm[fused-fwd-B64-n512-cpu]",
-    "benchmarks/bench_jacobian.py::test_cell_state_jacobian[closed_form]",
-    "benchmarks/bench_jacobian.py::test_cell_state_jacobian[jacrev]",
-    "benchmarks/bench_jacobian.py::test_cell_state_jacobian_matmul_floor",
-    "benchmarks/bench_scan.py::test_linear_recurrence[scan-T16384-W64-cpu]",
-    "benchmarks/bench_scan.py::test_linear_recurrence[loop-T16384-W64-cpu]",
+    "bench_lstm.py::test_lstm[cell_loop-fwd-B64-n512-cpu]",
+    "bench_lstm.py::test_lstm[fused-fwd-B64-n512-cpu]",
+    "bench_jacobian.py::test_cell_state_jacobian[closed_form]",
+    "bench_jacobian.py::test_cell_state_jacobian[jacrev]",
+    "bench_jacobian.py::test_cell_state_jacobian_matmul_floor",
+    "bench_scan.py::test_linear_recurrence[scan-T16384-W64-cpu]",
+    "bench_scan.py::test_linear_recurrence[loop-T16384-W64-cpu]",
 ]
 
 
