@@ -10,7 +10,9 @@ from __future__ import annotations
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, on_impl
+from lstm_claims.claims import l0_kernel_regimes as K
 from lstm_claims.strategies import step_problems
+from lstm_claims.strategies.kernel_problems import extreme_step_problems, kernel_step_problems
 from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
@@ -63,4 +65,24 @@ def check_backward(cut, problem, device, dtype) -> dict:
 CLAIM.define_checks(
     Check("forward", on_impl(check_forward), drawn_from(step_problems()), through_impl=True),
     Check("backward", on_impl(check_backward), drawn_from(step_problems()), through_impl=True),
+    # Where kernels break (claims/l0_kernel_regimes.py): tile tails, block caps and large batches ...
+    Check("forward-kernel-sizes", on_impl(K.in_regime("kernel sizes", check_forward)),
+          drawn_from(kernel_step_problems()), through_impl=True),
+    Check("backward-kernel-sizes", on_impl(K.in_regime("kernel sizes", check_backward)),
+          drawn_from(kernel_step_problems()), through_impl=True),
+    # ... strided layouts, the inference paths, side effects and stale weights ...
+    Check("non-contiguous-inputs", on_impl(K.check_layouts),
+          # B, n > 1: a single row or unit would make the views contiguous.
+          drawn_from(kernel_step_problems(max_hidden=65, max_input=65, max_batch=33).filter(
+              lambda p: p.batch > 1 and p.hidden_size > 1)), through_impl=True),
+    Check("inference-paths", on_impl(K.check_inference_paths),
+          drawn_from(kernel_step_problems(max_hidden=129, max_input=129, max_batch=33)), through_impl=True),
+    Check("no-side-effects", on_impl(K.check_side_effects), drawn_from(step_problems()), through_impl=True),
+    Check("weights-rewritten-between-calls", on_impl(K.check_weights_rewritten), drawn_from(step_problems()),
+          through_impl=True),
+    # ... and pre-activations where e^a overflows (|a| > 88 in float32, > 710 in float64).
+    Check("forward-extreme-preactivations", on_impl(K.in_regime("extreme pre-activations", check_forward)),
+          drawn_from(extreme_step_problems()), through_impl=True),
+    Check("backward-extreme-preactivations", on_impl(K.in_regime("extreme pre-activations", check_backward)),
+          drawn_from(extreme_step_problems()), through_impl=True),
 )

@@ -1,0 +1,92 @@
+"""One-step LSTM problems at the sizes real kernels break at: tile tails, block caps, large batches.
+
+Custom LSTM kernels (CUDA, Triton, C++) compute in tiles and blocks; their bugs live at the
+edges: a hidden width one past a tile (2^k + 1), one short of it (2^k - 1), a block cap
+(units beyond 128 dropped, FlagGems #5014), a batch that is not a multiple of 8 (cuDNN's
+persistent algorithm, pytorch PR #48070) or past a grid cap. `kernel_step_problems` draws:
+
+- hidden and input widths from KERNEL_WIDTHS: 1 .. 9 and 2^k - 1, 2^k, 2^k + 1 for k = 4 .. 8
+  (up to 257);
+- batches from KERNEL_BATCHES: 1 .. 4, multiples of 8 and their neighbours up to 65
+  (13, 31, 33, 63, 65 are not multiples of 8);
+- values from a seeded torch Generator (Hypothesis cannot draw 10^5 elements one by one):
+  Hypothesis draws the sizes, the exponents and the seed, and shrinks them; the values are
+  uniform(-1, 1) times a power of two, rounded to `exact_in`, so every row is distinct
+  (continuous draws) and every value exact in the dtype under test, as in step_problems.
+
+Weights are scaled by 1/sqrt(width) (a power of two) as initialisations do, so gates stay
+in the regimes of step_problems at every size instead of saturating because the width grew.
+`extreme_step_problems` is the opposite: pre-activations of hundreds to thousands, where
+exp-based formulas overflow (e^89 in float32, e^710 in float64).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import strategies as st
+
+from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, round_to
+from lstm_claims.strategies.long_range_sequences import check_range, seeded_uniform
+from lstm_claims.strategies.lstm_problems import FORGET_SHIFTS, StepProblem
+
+KERNEL_WIDTHS = tuple(sorted({*range(1, 10), *(2 ** k + d for k in range(4, 9) for d in (-1, 0, 1))}))
+KERNEL_BATCHES = (1, 2, 3, 4, 7, 8, 9, 13, 16, 31, 32, 33, 63, 64, 65)
+
+
+def _sizes(values, max_value):
+    return st.sampled_from([v for v in values if v <= max_value])
+
+
+@st.composite
+def _kernel_problems(draw, max_hidden, max_input, max_batch, weight_exps, cell_exps, exact_in, label):
+    n = draw(_sizes(KERNEL_WIDTHS, max_hidden), label="hidden_size")
+    m = draw(_sizes(KERNEL_WIDTHS, max_input), label="input_size")
+    batch = draw(_sizes(KERNEL_BATCHES, max_batch), label="batch")
+    w_exp = draw(st.integers(*weight_exps), label="weight exponent")
+    c_exp = draw(st.integers(*cell_exps), label="cell exponent")
+    shift = draw(st.sampled_from(FORGET_SHIFTS), label="forget shift")
+    seed = draw(st.integers(0, 2 ** 31 - 1), label="seed")
+    # 1/sqrt(width), rounded to a power of two so that scaling keeps values exact.
+    scale_ih, scale_hh = (-round(math.log2(math.sqrt(k))) for k in (m, n))
+    u = lambda shape, exp, k: seeded_uniform(shape, exp, seed * 16 + k, exact_in=exact_in)  # noqa: E731
+    b_ih = u((4 * n,), -1, 2)
+    b_ih[n:2 * n] += shift  # small integers added to values in (-1/2, 1/2): exact in bfloat16 and wider
+    params = LSTMParams(weight_ih=u((4 * n, m), w_exp + scale_ih, 0), weight_hh=u((4 * n, n), w_exp + scale_hh, 1),
+                        bias_ih=b_ih, bias_hh=u((4 * n,), -1, 3))
+    x, h, c = u((batch, m), 1, 4), u((batch, n), 0, 5), u((batch, n), c_exp, 6)
+    o_prev = round_to(u((batch, n), 0, 7).abs() * 0.5 + 0.25, exact_in)  # in [1/4, 3/4]
+    v_h, v_c = u((batch, n), 0, 8), u((batch, n), 0, 9)
+    drawn = {"kind": label, "B": batch, "m": m, "n": n, "weight_exp": w_exp, "cell_exp": c_exp,
+             "forget_shift": shift, "seed": seed}
+    return StepProblem(params, x, h, c, o_prev, v_h, v_c, drawn)
+
+
+def kernel_step_problems(*, max_hidden: int = 257, max_input: int = 257, max_batch: int = 65,
+                         weight_exps: tuple[int, int] = (-2, 2), cell_exps: tuple[int, int] = (-4, 5),
+                         exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """One-step problems at tile-boundary widths and large batches (module docstring).
+
+    weight_exps are exponents of the weights *after* the 1/sqrt(width) scaling: 2^-2 .. 2^2
+    spans nearly linear to saturating gates at every width.
+    """
+    check_exact_in(exact_in)
+    check_range("max_hidden", 1, max_hidden, 1)
+    check_range("max_input", 1, max_input, 1)
+    check_range("max_batch", 1, max_batch, 1)
+    check_range("weight_exps", *weight_exps, -30)
+    check_range("cell_exps", *cell_exps, -30)
+    if exact_in == torch.float16 and (weight_exps[1] > 4 or cell_exps[1] > 8):
+        raise ValueError("kernel_step_problems: float16 needs weight_exps <= 4 and cell_exps <= 8 (range 65504)")
+    return _kernel_problems(max_hidden, max_input, max_batch, tuple(weight_exps), tuple(cell_exps), exact_in,
+                            "kernel sizes")
+
+
+def extreme_step_problems(*, max_hidden: int = 9, max_batch: int = 4, exact_in: torch.dtype = DEFAULT_EXACT_IN):
+    """Pre-activations of a few hundred to a few thousand (|a| past 88 and 710, where e^a overflows
+    float32 and float64) and cell states up to 2^9: saturated gates, large tanh arguments."""
+    check_exact_in(exact_in)
+    if exact_in == torch.float16:
+        raise ValueError("extreme_step_problems: float16's range (65504) is its own regime; not drawn here")
+    return _kernel_problems(max_hidden, max_hidden, max_batch, (9, 11), (5, 9), exact_in, "extreme pre-activations")
