@@ -10,6 +10,7 @@ module's own forward with autograd.
 from __future__ import annotations
 
 import importlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,6 +57,10 @@ class CellUnderTest:
     spec: str
     factory: Callable
     _cache: dict = field(default_factory=dict, repr=False)
+    # The last forward calls (shapes, dtype, device, grad mode): the context of an exception the
+    # implementation raises (a kernel may fail only after other sizes were seen, e.g. TorchScript's
+    # specialisation to the batch sizes of earlier calls).
+    calls: deque = field(default_factory=lambda: deque(maxlen=8), repr=False)
 
     @classmethod
     def load(cls, spec: str) -> "CellUnderTest":
@@ -93,6 +98,8 @@ class CellUnderTest:
 
     def step(self, cell: torch.nn.Module, x, h, c):
         """cell(x, (h, c)) with the contract on its result checked."""
+        self.calls.append(f"x {tuple(x.shape)}, h and c {tuple(h.shape)}, {str(x.dtype)[6:]} on {x.device.type}"
+                          f"{'' if torch.is_grad_enabled() else ', no grad'}")
         out = cell(x, (h, c))
         _check_output(self.spec, out, x, h)
         return out

@@ -12,7 +12,7 @@ from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, on_impl
 from lstm_claims.claims import l0_kernel_regimes as K
 from lstm_claims.strategies import step_problems
-from lstm_claims.strategies.kernel_problems import extreme_step_problems, kernel_step_problems
+from lstm_claims.strategies.kernel_problems import KERNEL_EXAMPLES, extreme_step_problems, kernel_step_problems
 from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
@@ -67,9 +67,9 @@ CLAIM.define_checks(
     Check("backward", on_impl(check_backward), drawn_from(step_problems()), through_impl=True),
     # Where kernels break (claims/l0_kernel_regimes.py): tile tails, block caps and large batches ...
     Check("forward-kernel-sizes", on_impl(K.in_regime("kernel sizes", check_forward)),
-          drawn_from(kernel_step_problems()), through_impl=True),
+          drawn_from(kernel_step_problems()), examples=KERNEL_EXAMPLES, through_impl=True),
     Check("backward-kernel-sizes", on_impl(K.in_regime("kernel sizes", check_backward)),
-          drawn_from(kernel_step_problems()), through_impl=True),
+          drawn_from(kernel_step_problems()), examples=KERNEL_EXAMPLES, through_impl=True),
     # ... strided layouts, the inference paths, side effects and stale weights ...
     Check("non-contiguous-inputs", on_impl(K.check_layouts),
           # B, n > 1: a single row or unit would make the views contiguous.

@@ -17,6 +17,7 @@ runs the same checks the same way. What it adds around a check's `run`:
 from __future__ import annotations
 
 import contextlib
+import traceback
 import zlib
 
 from hypothesis import example, given, note, seed as hypothesis_seed, settings
@@ -43,6 +44,39 @@ def _constants_from_imports_off():
         yield
     finally:
         providers._get_local_constants = original
+
+
+class ImplementationRaised(Exception):
+    """The implementation under test raised an exception (not a claim's violation): a finding, said once."""
+
+    def __init__(self, message: str, phase: str, original: BaseException):
+        super().__init__(message)
+        self.phase, self.original = phase, original
+
+
+def _phase_of(exc: BaseException) -> str | None:
+    """'forward' if exc was raised inside the implementation's forward (CellUnderTest.step), 'backward'
+    if inside torch.autograd (the implementation's backward), else None (the kit's own code)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if any(f.name == "step" and f.filename.endswith("cell_under_test.py") for f in frames):
+        return "forward"
+    if any("/torch/autograd/" in f.filename.replace("\\", "/") for f in frames):
+        return "backward"
+    return None
+
+
+def implementation_raised(exc: BaseException, case: CheckCase, cut) -> ImplementationRaised | None:
+    """The finding for an exception the implementation raised while `case` ran it, or None."""
+    if cut is None or isinstance(exc, (ClaimViolation, AssertionError)) or not isinstance(exc, Exception):
+        return None
+    phase = _phase_of(exc)
+    if phase is None:
+        return None
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    calls = "; ".join(list(cut.calls)[-6:]) or "none recorded"
+    return ImplementationRaised(
+        f"the implementation under test ({cut.spec}) raised {type(exc).__name__} in its {phase}: {first_line}\n"
+        f"  while check {case.id} ran it; its last forward calls (oldest first): {calls}", phase, exc)
 
 
 def case_seed(session_seed: int, case: CheckCase) -> int:
@@ -77,6 +111,9 @@ def run_case(case: CheckCase, cut, log, *, settings_: settings, session_seed: in
                 raise
         except BaseException as exc:
             failed.append(exc)
+            finding = implementation_raised(exc, case, cut)
+            if finding is not None:
+                raise finding from exc
             raise
         if ctx.recording:
             log.example(case.claim_id, aggregate=check.aggregate, **(figures or {}))

@@ -39,6 +39,28 @@ def _sizes(values, max_value):
     return st.sampled_from([v for v in values if v <= max_value])
 
 
+def kernel_step_problem(batch: int, input_size: int, hidden_size: int, *, weight_exp: int = 0, cell_exp: int = 0,
+                        forget_shift: float = 0.0, seed: int = 0, exact_in: torch.dtype = DEFAULT_EXACT_IN,
+                        kind: str = "kernel sizes") -> StepProblem:
+    """One problem of the kind kernel_step_problems draws, built from its sizes, exponents and seed
+    (the checks' explicit examples use it to reach the tile tails in every run)."""
+    n, m = hidden_size, input_size
+    # 1/sqrt(width), rounded to a power of two so that scaling keeps values exact.
+    scale_ih, scale_hh = (-round(math.log2(math.sqrt(k))) for k in (m, n))
+    u = lambda shape, exp, k: seeded_uniform(shape, exp, seed * 16 + k, exact_in=exact_in)  # noqa: E731
+    b_ih = u((4 * n,), -1, 2)
+    b_ih[n:2 * n] += forget_shift
+    params = LSTMParams(weight_ih=u((4 * n, m), weight_exp + scale_ih, 0),
+                        weight_hh=u((4 * n, n), weight_exp + scale_hh, 1),
+                        bias_ih=round_to(b_ih, exact_in), bias_hh=u((4 * n,), -1, 3))
+    x, h, c = u((batch, m), 1, 4), u((batch, n), 0, 5), u((batch, n), cell_exp, 6)
+    o_prev = round_to(u((batch, n), 0, 7).abs() * 0.5 + 0.25, exact_in)  # in [1/4, 3/4]
+    v_h, v_c = u((batch, n), 0, 8), u((batch, n), 0, 9)
+    drawn = {"kind": kind, "B": batch, "m": m, "n": n, "weight_exp": weight_exp, "cell_exp": cell_exp,
+             "forget_shift": forget_shift, "seed": seed}
+    return StepProblem(params, x, h, c, o_prev, v_h, v_c, drawn)
+
+
 @st.composite
 def _kernel_problems(draw, max_hidden, max_input, max_batch, weight_exps, cell_exps, exact_in, label):
     n = draw(_sizes(KERNEL_WIDTHS, max_hidden), label="hidden_size")
@@ -48,19 +70,13 @@ def _kernel_problems(draw, max_hidden, max_input, max_batch, weight_exps, cell_e
     c_exp = draw(st.integers(*cell_exps), label="cell exponent")
     shift = draw(st.sampled_from(FORGET_SHIFTS), label="forget shift")
     seed = draw(st.integers(0, 2 ** 31 - 1), label="seed")
-    # 1/sqrt(width), rounded to a power of two so that scaling keeps values exact.
-    scale_ih, scale_hh = (-round(math.log2(math.sqrt(k))) for k in (m, n))
-    u = lambda shape, exp, k: seeded_uniform(shape, exp, seed * 16 + k, exact_in=exact_in)  # noqa: E731
-    b_ih = u((4 * n,), -1, 2)
-    b_ih[n:2 * n] += shift  # small integers added to values in (-1/2, 1/2): exact in bfloat16 and wider
-    params = LSTMParams(weight_ih=u((4 * n, m), w_exp + scale_ih, 0), weight_hh=u((4 * n, n), w_exp + scale_hh, 1),
-                        bias_ih=b_ih, bias_hh=u((4 * n,), -1, 3))
-    x, h, c = u((batch, m), 1, 4), u((batch, n), 0, 5), u((batch, n), c_exp, 6)
-    o_prev = round_to(u((batch, n), 0, 7).abs() * 0.5 + 0.25, exact_in)  # in [1/4, 3/4]
-    v_h, v_c = u((batch, n), 0, 8), u((batch, n), 0, 9)
-    drawn = {"kind": label, "B": batch, "m": m, "n": n, "weight_exp": w_exp, "cell_exp": c_exp,
-             "forget_shift": shift, "seed": seed}
-    return StepProblem(params, x, h, c, o_prev, v_h, v_c, drawn)
+    return kernel_step_problem(batch, m, n, weight_exp=w_exp, cell_exp=c_exp, forget_shift=shift, seed=seed,
+                               exact_in=exact_in, kind=label)
+
+
+# Explicit examples of the kernel-size checks: every run reaches a tile tail past 256 with a batch
+# past 64 (65), and one past 128 with a batch off a multiple of 8 (13).
+KERNEL_EXAMPLES = (kernel_step_problem(65, 129, 257, seed=1), kernel_step_problem(13, 255, 129, seed=2))
 
 
 def kernel_step_problems(*, max_hidden: int = 257, max_input: int = 257, max_batch: int = 65,

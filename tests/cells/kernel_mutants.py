@@ -187,18 +187,21 @@ class InferencePathBug(_KernelCell):
 class InPlaceStateUpdate(_KernelCell):
     """Updates the caller's c in place (c *= f; c += i * g): the tensor handed in ends up holding c_next.
 
-    Models memory-saving kernels that write the new cell state over the old buffer. The update goes
-    through c.data (invisible to autograd, like a kernel writing through a raw pointer), after the
-    step has computed from a private clone of c: so the returned h_next, c_next and every gradient of
-    this call are exact, and it also works when c is a leaf that requires grad (an autograd-visible
-    c.mul_ on such a leaf would raise). It shows only when the caller reuses c after the call
-    (compares against it, recomputes from it, keeps the sequence of states): c now equals c_next.
-    Writing into an expanded (stride-0) c raises.
+    Models memory-saving kernels that write the new cell state over the old buffer, behind a wrapper
+    that calls c.contiguous() first: for a contiguous c that is c itself, so the caller's tensor is
+    overwritten; a non-contiguous or expanded c is copied, and the copy is what gets overwritten. The
+    update goes through c.data (invisible to autograd, like a kernel writing through a raw pointer),
+    after the step has computed from a private clone of c: so the returned h_next, c_next and every
+    gradient of this call are exact, and it also works when c is a leaf that requires grad (an
+    autograd-visible c.mul_ on such a leaf would raise). It shows only when the caller reuses a
+    contiguous c after the call (compares against it, recomputes from it, keeps the sequence of
+    states): c now equals c_next.
     """
 
     def step(self, x, h, c):
         h_next, c_next, (i, f, g, o) = super().step(x, h, c.clone())
-        c.data.mul_(f.detach()).add_((i * g).detach())
+        buf = c.data.contiguous()  # c's own storage when c is contiguous, else a copy
+        buf.mul_(f.detach()).add_((i * g).detach())
         return h_next, c_next, (i, f, g, o)
 
 

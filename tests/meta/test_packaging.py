@@ -19,10 +19,13 @@ lstm_claims/ and its .dist-info/.
 The wheel is built (pip wheel --no-deps --no-build-isolation, with the running
 interpreter's setuptools, pinned in constraints.txt) from a copy of the working tree's
 files that git does not ignore, so that no build/ or stale build/lib of the checkout can
-leak into it and the checkout is not written to. Everything is installed with
-`-c constraints.txt` (torch is the CPU wheel) and pip's cache. The venv is built once per
-module (about a minute, most of it unpacking torch; the module takes about 2.5 to 3.5
-minutes in all, `bench --smoke` the largest part). Run with -s to see the time of each phase.
+leak into it and the checkout is not written to. The venv is built once per module. By
+default only the wheel is installed into it and its dependencies (torch, hypothesis, ...)
+are the test runner's, reached through a path line in a .pth file, so CI does not spend a
+minute unpacking torch; with LSTM_CLAIMS_FULL_INSTALL=1 the dependencies are installed too,
+with `-c constraints.txt` (torch the CPU wheel): that run took 4 minutes on a 2-core machine,
+`bench --smoke` the largest part (55 to 330 s depending on the load). Run with -s to see
+the time of each phase.
 """
 from __future__ import annotations
 
@@ -115,6 +118,17 @@ def wheel(tmp_path_factory) -> Path:
     return wheels[0]
 
 
+# LSTM_CLAIMS_FULL_INSTALL=1: install the wheel's dependencies into the venv too (with -c constraints.txt;
+# a minute or more). Otherwise they are the test runner's own (see the venv fixture).
+FULL_INSTALL = "LSTM_CLAIMS_FULL_INSTALL"
+
+
+def proc_site(python) -> str:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, timeout=120, env=_clean_env())
+    return out.stdout.strip()
+
+
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory):
     """A fresh venv (no system site-packages) with the wheel and its pinned dependencies installed."""
@@ -124,8 +138,18 @@ def venv(wheel, tmp_path_factory):
     assert proc.returncode == 0, "python -m venv failed" + _show(proc)
     bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
-    proc = _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-c", CONSTRAINTS, wheel],
-                cwd=base, env=_clean_env(), phase="install wheel + dependencies")
+    if os.environ.get(FULL_INSTALL) == "1":
+        proc = _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-c", CONSTRAINTS, wheel],
+                    cwd=base, env=_clean_env(), phase="install wheel + dependencies")
+    else:
+        # The dependencies come from the running interpreter's site-packages through a .pth path line
+        # (a plain path entry: the .pth files there, the kit's own editable finder among them, are not
+        # processed), and only the wheel is installed: seconds instead of a minute of unpacking torch.
+        site = Path(proc_site(python))
+        deps = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+        (site / "_dependencies_of_the_test_runner.pth").write_text("\n".join(deps) + "\n")
+        proc = _run([python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", wheel],
+                    cwd=base, env=_clean_env(), phase="install wheel + dependencies")
     assert proc.returncode == 0, "installing the wheel into the fresh venv failed" + _show(proc)
     print(f"[packaging] venv + install: {TIMINGS['create venv'] + TIMINGS['install wheel + dependencies']:.1f} s")
     # Not removed at teardown: deleting a just-written torch install took 80-90 s on the kit's CI machine
