@@ -62,6 +62,11 @@ class StepProblem:
         return self.params.input_size
 
     def __repr__(self) -> str:
+        if "seed" in self.drawn:  # values from a seeded generator (strategies/kernel_problems.py): its call rebuilds them
+            d = self.drawn
+            return (f"kernel_step_problem({d['B']}, {d['m']}, {d['n']}, weight_exp={d['weight_exp']}, "
+                    f"cell_exp={d['cell_exp']}, forget_shift={d['forget_shift']}, seed={d['seed']}, "
+                    f"kind={d['kind']!r})")
         np.set_printoptions(precision=17)
         parts = [f"B={self.batch}, m={self.input_size}, n={self.hidden_size}, drawn={self.drawn}"]
         for name, t in [*self.params.as_dict().items(), ("x", self.x), ("h", self.h), ("c", self.c),
