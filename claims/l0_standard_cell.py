@@ -39,7 +39,7 @@ def check_forward(cut, problem, device, dtype) -> dict:
     h_ref, c_ref = lstm_step(p.params, p.x, p.h, p.c)
     h_cell, c_cell = through_cell.forward(cut, p, device, dtype)
     tol = forward_tolerance(p.params, p.x, p.h, p.c, dtype)
-    ctx = f"{where(device, dtype)}, B={p.batch} m={p.input_size} n={p.hidden_size}"
+    ctx = f"{where(device, dtype)}, B={p.batch} m={p.input_size} n={p.hidden_size}, forward under torch.no_grad()"
     worst = max(assert_within("L0", "c_next", c_cell, c_ref, tol["c_next"], context=ctx, why=WHY_FORWARD),
                 assert_within("L0", "h_next", h_cell, h_ref, tol["h_next"], context=ctx, why=WHY_FORWARD))
     return {"worst_error_over_allowed": worst}
