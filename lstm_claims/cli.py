@@ -1,7 +1,7 @@
 """`lstm-claims`: run the claim suite and write the report; run the benchmarks.
 
     lstm-claims run   [--lstm-impl MODULE:ATTR] [--profile ci|thorough] [--seed N] [--device cpu|cuda|all]
-                      [--claims IDS] [--select CASES] [--xfails-file FILE] [--out DIR]
+                      [--claims IDS] [--select CASES] [--xfails-file FILE] [--out DIR] [-n N]
     lstm-claims bench [--out DIR] [--smoke]
     lstm-claims report [--out DIR]        (re-render DIR/index.html from DIR/claims.json and DIR/bench.json)
 
@@ -9,12 +9,14 @@
 in a pytest subprocess with the suite's own configuration, printing one line per claim as
 it finishes, then the verdict table, and writes DIR/claims.json and DIR/index.html. It
 works from any directory: --lstm-impl modules, --out and --xfails-file resolve against the
-directory it is run from. Exit status: 0 every check passed, 1 a check failed, 2 a usage
-or contract error (one message).
+directory it is run from. `-n N` runs the suite on N pytest-xdist workers (`auto`: one per
+core), with the same report as a serial run. Exit status: 0 every check passed, 1 a check
+failed, 2 a usage or contract error (one message).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -47,12 +49,21 @@ def _parser() -> argparse.ArgumentParser:
                      help="only these check cases, comma-separated (e.g. L2-decomposition-cpu-float32, as a "
                           "failure's reproduce command names them)")
     run.add_argument("--xfails-file", default=None, metavar="FILE", help="claim IDs the cell is known to break")
+    run.add_argument("-n", "--numprocesses", default=None, metavar="N", type=_workers,
+                     help="run the suite on N pytest-xdist workers, or 'auto' (one per CPU core); the report is "
+                          "the one a serial run writes (default: serial; needs pytest-xdist)")
     bench = sub.add_parser("bench", help="run the benchmarks of the recurrence core and add them to the report")
     bench.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
     bench.add_argument("--smoke", action="store_true", help="run each benchmark once, untimed (as CI does)")
     rep = sub.add_parser("report", help="re-render the HTML report from the JSON files in DIR")
     rep.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
     return p
+
+
+def _workers(value: str) -> str:
+    if value in ("auto", "logical") or (value.isdigit() and int(value) >= 0):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: a number of workers, or auto")
 
 
 def _check_cell(spec: str | None, device: str) -> str | None:
@@ -77,6 +88,10 @@ def _check_cell(spec: str | None, device: str) -> str | None:
 def cmd_run(args) -> int:
     if not (SUITE / "test_claims.py").is_file():
         return _error(f"the claim suite is not at {SUITE}: the installation of lstm-claims is incomplete")
+    parallel = args.numprocesses not in (None, "0")
+    if parallel and importlib.util.find_spec("xdist") is None:
+        return _error(f"-n {args.numprocesses} needs pytest-xdist, which is not installed "
+                      f"(python3 -m pip install pytest-xdist), or run without -n")
     problem = _check_cell(args.lstm_impl, args.device)
     if problem:
         return _error(problem)
@@ -99,7 +114,11 @@ def cmd_run(args) -> int:
         cmd.append(f"--claims-ids={args.claims}")
     if args.xfails_file:
         cmd.append(f"--xfails-file={args.xfails_file}")
-    print(f"lstm-claims: running the claim suite ({args.profile} profile) ...", flush=True)
+    if parallel:
+        # pytest-benchmark (if installed) warns on every worker that xdist disables it: the suite has no benchmarks.
+        cmd += ["-p", "xdist", "-n", args.numprocesses, "-p", "no:benchmark"]
+    workers = f", {args.numprocesses} workers" if parallel else ""
+    print(f"lstm-claims: running the claim suite ({args.profile} profile{workers}) ...", flush=True)
     rc = subprocess.call(cmd, cwd=args.out)
     if rc not in (0, 1) or not json_path.exists():
         return _error(f"the claim suite did not run to the end (pytest exit status {rc}); see the messages above")

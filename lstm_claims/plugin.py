@@ -7,6 +7,15 @@ other tests, no Hypothesis profile loaded, no torch flag changed. When the suite
 collected, it loads and contract-checks the implementation once, switches TF32 off and sets
 torch's thread count for the session (both restored at the end), and collects per-claim results.
 
+Results: one ClaimLog per check case (what the runner recorded, and the test's outcome), folded
+in collection order into the per-claim results (lstm_claims/results.py). With pytest-xdist
+(`-n N`), the workers run the cases and record what the runner measured; each hands its
+case logs to the controller in `config.workeroutput` at the end of its session
+(pytest_testnodedown); the controller tallies the outcomes from the test reports, prints
+the header, the progress lines and the summary, and writes claims.json from the same fold,
+so the report is the one a serial run writes. The contract check and the header happen once,
+on the controller; the session seed of a random profile goes to the workers in workerinput.
+
 Options (group "lstm-claims"): see pytest_addoption, and the README's table.
 """
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -24,11 +34,12 @@ from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, 
 from lstm_claims.claims.record import DEVICES, DTYPES, CheckCase, cases_of, dtype_name
 from lstm_claims.claims.registry import CLAIM_IDS, CLAIMS, all_claims
 from lstm_claims.profiles import DEFAULT_PROFILE, PROFILES, profile_settings
-from lstm_claims.results import ClaimLog
+from lstm_claims.results import ClaimLog, ClaimResult
 
 ENV_IMPL = "CLAIMS_LSTM_IMPL"
 REPLAY_OUT = "lstm-claims-replay"
 _STATE = pytest.StashKey[dict]()
+_WORKER_KEY = "lstm_claims"  # in xdist's workerinput (the session seed) and workeroutput (the case logs)
 
 
 def pytest_addoption(parser):
@@ -130,16 +141,31 @@ def pytest_configure(config):
     xfails_path = config.getoption("xfails_file")
     profile = config.getoption("claims_profile")
     seed = config.getoption("claims_seed")
-    if seed is None and not profile_settings(profile).derandomize:
+    worker = _is_worker(config)
+    if worker and _WORKER_KEY in config.workerinput:
+        seed = config.workerinput[_WORKER_KEY]["seed"]  # the controller's session seed: one seed for the run
+    elif seed is None and not profile_settings(profile).derandomize:
         seed = random.SystemRandom().randrange(2 ** 32)
     config.stash[_STATE] = {
         "spec": spec, "source": source, "profile": profile, "seed": seed,
         "ids": ids or list(CLAIM_IDS), "select": set(_csv(config.getoption("claims_select"))),
         "xfails": read_xfails(xfails_path) if xfails_path else [],
-        "cut": None, "active": False, "log": ClaimLog(), "remaining": {}, "item_cases": {},
-        "xfail_hits": {}, "restore": {},
+        "cut": None, "active": False, "role": "worker" if worker else "serial",
+        "log": ClaimLog(),  # the per-claim results, folded at the end of the session
+        "case_logs": {},  # nodeid -> ClaimLog of that check case
+        "order": {},  # nodeid -> position in collection order
+        "item_cases": {},  # nodeid -> CheckCase
+        "live": {},  # nodeid -> (examples, refuted) from the call reports (progress lines under xdist)
+        "worker_logs": [], "workers_lost": [],  # the controller's: case logs from the workers, workers that died
+        "remaining": {}, "xfail_hits": {}, "restore": {},
     }
     _CONFIG["config"] = config
+    if config.pluginmanager.hasplugin("xdist") and not config.pluginmanager.has_plugin("lstm_claims_xdist"):
+        config.pluginmanager.register(_XdistHooks(config), "lstm_claims_xdist")
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 def selected_devices(config) -> list[str]:
@@ -192,22 +218,18 @@ def _case_of(item) -> CheckCase | None:
     return case if isinstance(case, CheckCase) else None
 
 
-def pytest_collection_modifyitems(session, config, items):
-    st = config.stash[_STATE]
-    claim_items = _claim_items(items)
+def _collected(st, item_cases: dict) -> None:
+    """The claim items of the session, in collection order (item_cases: nodeid -> CheckCase, ordered)."""
+    st["item_cases"] = dict(item_cases)
+    st["order"] = {nodeid: i for i, nodeid in enumerate(item_cases)}
     st["remaining"] = {}
-    for item in claim_items:
-        case = _case_of(item)
-        st["item_cases"][item.nodeid] = case
+    for case in item_cases.values():
         st["remaining"][case.claim_id] = st["remaining"].get(case.claim_id, 0) + 1
+    st["active"] = bool(item_cases)
 
 
-def pytest_collection_finish(session):
-    """When the claim suite is collected: load the implementation and check its contract once."""
-    st = session.config.stash[_STATE]
-    if not st["item_cases"]:
-        return
-    st["active"] = True
+def _load_and_check(st) -> CellUnderTest:
+    """Load the implementation and check its contract on the devices and dtypes the collected cases run."""
     runs_impl = [c for c in st["item_cases"].values() if c.check.through_impl]
     try:
         cut = CellUnderTest.load(st["spec"])
@@ -219,7 +241,31 @@ def pytest_collection_finish(session):
                     check_contract(cut, dev, dtype)
     except CellContractError as exc:
         pytest.exit(f"lstm-claims: the cell under test breaks the LSTMCell contract: {exc}", returncode=2)
-    st["cut"] = cut
+    return cut
+
+
+def _write_header(config) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.ensure_newline()
+        for line in header_lines(config):
+            tr.write_line(line)
+
+
+def pytest_collection_finish(session):
+    """When the claim suite is collected: load the implementation and check its contract once.
+
+    Under xdist this runs on each worker (which collects and runs the tests): a worker loads
+    the implementation quietly; the controller, which collects nothing, checks the contract
+    and prints the header when the first worker reports its collection (_XdistHooks)."""
+    st = session.config.stash[_STATE]
+    _collected(st, {it.nodeid: _case_of(it) for it in _claim_items(session.items)})
+    if not st["active"]:
+        return
+    if st["role"] == "worker":
+        cut = CellUnderTest.load(st["spec"])
+    else:
+        cut = _load_and_check(st)
     # Session-wide settings the checks assume, restored in pytest_sessionfinish: float32 tolerances
     # assume IEEE float32 products (TF32's 10-bit mantissa would break them on Ampere+ GPUs), and the
     # checks' many small ops gain nothing from extra threads.
@@ -228,10 +274,8 @@ def pytest_collection_finish(session):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(session.config.getoption("claims_threads"))
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        for line in header_lines(session.config):
-            tr.write_line(line)
+    if st["role"] != "worker":
+        _write_header(session.config)
 
 
 def header_lines(config) -> list[str]:
@@ -264,7 +308,8 @@ def run_case_in_session(request, case: CheckCase) -> None:
     st = config.stash[_STATE]
     if st["cut"] is None:
         st["cut"] = CellUnderTest.load(st["spec"])
-    run_case(case, st["cut"] if case.check.through_impl else None, st["log"],
+    log = st["case_logs"].setdefault(request.node.nodeid, ClaimLog())
+    run_case(case, st["cut"] if case.check.through_impl else None, log,
              settings_=profile_settings(st["profile"]), session_seed=st["seed"],
              reproduce=reproduce_command(config, case))
 
@@ -273,26 +318,18 @@ def run_case_in_session(request, case: CheckCase) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Where the test runs (the pytest process, or an xdist worker): name the case on the report, give
+    the call report what the case recorded for the progress line, and the replay commands of a failure."""
     rep = yield
     st = item.config.stash[_STATE]
     case = st["item_cases"].get(item.nodeid)
-    if case is None or rep.when not in ("setup", "call"):
+    if case is None:
         return rep
-    entry = st["log"][case.claim_id]
-    if rep.when == "call" or rep.outcome != "passed":
-        if hasattr(rep, "wasxfail"):
-            key = "xfailed" if rep.skipped else "xpassed"
-        else:
-            key = rep.outcome
-        setattr(entry, key, getattr(entry, key) + 1)
-        if key == "xfailed":
-            for e in st["xfails"]:
-                if e.matches(case):
-                    st["xfail_hits"][e] = st["xfail_hits"].get(e, 0) + 1
-    if rep.failed:
-        message = str(rep.longrepr.reprcrash.message) if hasattr(rep.longrepr, "reprcrash") else str(rep.longrepr)
-        entry.failures.append((case.id, message.splitlines()[0][:500] if message else "",
-                               reproduce_command(item.config, case)))
+    rep.lstm_claims = {"case": case.id}
+    if rep.when == "call":
+        r = st["case_logs"].get(item.nodeid, ClaimLog()).results.get(case.claim_id)
+        rep.lstm_claims.update(examples=r.examples if r else 0, refuted=bool(r and r.counterexample is not None))
+    if rep.failed and rep.when in ("setup", "call"):
         rep.sections.append(("lstm-claims", (
             f"claim {case.claim_id} failed for {st['spec']} (check {case.id}).\n"
             f"reproduce: {reproduce_command(item.config, case)}\n"
@@ -300,6 +337,56 @@ def pytest_runtest_makereport(item, call):
             f"--claims-profile={st['profile']}" + (f" --claims-seed={st['seed']}" if st["seed"] is not None else "")
             + f" --claims-select={case.id}")))
     return rep
+
+
+def _report_case(st, report) -> CheckCase | None:
+    case = st["item_cases"].get(report.nodeid)
+    if case is None and isinstance(getattr(report, "lstm_claims", None), dict):
+        case = _ALL_CASES().get(report.lstm_claims.get("case"))
+        if case is not None:
+            st["item_cases"][report.nodeid] = case
+            st["order"].setdefault(report.nodeid, len(st["order"]))
+    return case
+
+
+def pytest_runtest_logreport(report):
+    """Tally each case's outcome where the reports arrive: the pytest process, or xdist's controller."""
+    config = _CONFIG.get("config")
+    st = config.stash.get(_STATE, None) if config is not None else None
+    if not st or st["role"] == "worker":
+        return
+    case = _report_case(st, report)
+    if case is None:
+        return
+    if isinstance(getattr(report, "lstm_claims", None), dict) and "examples" in report.lstm_claims:
+        st["live"][report.nodeid] = (report.lstm_claims["examples"], report.lstm_claims["refuted"])
+    if report.when == "teardown" or (report.when != "call" and report.outcome == "passed"):
+        return  # a setup that passed, a teardown: not an outcome of the check (an xdist crash is when "???")
+    entry = st["case_logs"].setdefault(report.nodeid, ClaimLog())[case.claim_id]
+    if hasattr(report, "wasxfail"):
+        key = "xfailed" if report.skipped else "xpassed"
+    else:
+        key = report.outcome
+    setattr(entry, key, getattr(entry, key) + 1)
+    if key == "xfailed":
+        for e in st["xfails"]:
+            if e.matches(case):
+                st["xfail_hits"][e] = st["xfail_hits"].get(e, 0) + 1
+    if report.failed:
+        longrepr = report.longrepr
+        message = str(longrepr.reprcrash.message) if getattr(longrepr, "reprcrash", None) else str(longrepr)
+        entry.failures.append((case.id, message.splitlines()[0][:500] if message else "",
+                               reproduce_command(config, case)))
+
+
+_ALL_CASES_CACHE: dict = {}
+
+
+def _ALL_CASES() -> dict:
+    """Every check case of every claim, by id (how the controller recognises the claim suite's node ids)."""
+    if not _ALL_CASES_CACHE:
+        _ALL_CASES_CACHE.update({c.id: c for c in cases_of(all_claims(), devices=DEVICES)})
+    return _ALL_CASES_CACHE
 
 
 def _unconditional(cid) -> bool:
@@ -314,12 +401,17 @@ def pytest_runtest_logfinish(nodeid, location):
         return
     st = config.stash[_STATE]
     case = st["item_cases"].get(nodeid)
-    if case is None:
+    if case is None or st["role"] == "worker" or case.claim_id not in st["remaining"]:
         return
     cid = case.claim_id
     st["remaining"][cid] -= 1
     if st["remaining"][cid] == 0:
-        r = st["log"][cid]
+        r = _fold(st, cid).results.get(cid) or ClaimResult(cid)
+        live = [v for n, v in st["live"].items() if getattr(st["item_cases"].get(n), "claim_id", None) == cid]
+        if st["role"] == "controller":  # the workers' case logs arrive at the end; the reports said this much
+            r.examples = sum(v[0] for v in live)
+            if r.counterexample is None and any(v[1] for v in live):
+                r.counterexample = {}
         verdict = r.verdict(unconditional=_unconditional(cid))
         tr = config.pluginmanager.get_plugin("terminalreporter")
         line = (f"{cid:>3}  {verdict:<22} checks passed {r.passed}, failed {r.failed}, xfailed {r.xfailed}, "
@@ -362,6 +454,7 @@ def claims_payload(config) -> dict:
             entry[key] = raw.get(key, 0)
         entry["expected_failure"] = bool(entry["xfailed"]) and not entry["failed"]
         entry["figures"] = raw.get("figures", {})
+        entry["aggregation"] = raw.get("aggregation", {})  # how each figure aggregated over the examples
         entry["counterexample"] = raw.get("counterexample")
         entry["failures"] = [list(f[:2]) for f in raw.get("failures", [])]
         if raw.get("failures"):
@@ -380,6 +473,17 @@ def claims_payload(config) -> dict:
             "claims": out}
 
 
+def _fold(st, claim_id: str | None = None) -> ClaimLog:
+    """The per-claim results: the case logs (of one claim, or all) folded in collection order."""
+    log = ClaimLog()
+    late = len(st["order"])
+    for nodeid in sorted(st["case_logs"], key=lambda n: st["order"].get(n, late)):
+        case = st["item_cases"].get(nodeid)
+        if claim_id is None or (case is not None and case.claim_id == claim_id):
+            log.merge(st["case_logs"][nodeid])
+    return log
+
+
 def pytest_sessionfinish(session, exitstatus):
     st = session.config.stash.get(_STATE, None)
     if not st or not st["active"]:
@@ -389,6 +493,18 @@ def pytest_sessionfinish(session, exitstatus):
         torch.set_num_threads(restore["threads"])
         torch.backends.cuda.matmul.allow_tf32 = restore["tf32_matmul"]
         torch.backends.cudnn.allow_tf32 = restore["tf32_cudnn"]
+    if st["role"] == "worker":
+        # What this worker's cases recorded, for the controller (pytest_testnodedown); the outcomes
+        # reach the controller in the test reports.
+        session.config.workeroutput[_WORKER_KEY] = json.dumps(
+            {"cases": [[nodeid, st["order"].get(nodeid), log.to_dict()] for nodeid, log in st["case_logs"].items()]},
+            default=str)
+        return
+    for nodeid, index, data in st["worker_logs"]:
+        if nodeid not in st["order"] and index is not None:
+            st["order"][nodeid] = index
+        st["case_logs"].setdefault(nodeid, ClaimLog()).merge(ClaimLog.from_dict(data))
+    st["log"] = _fold(st)
     if xfails_report(session.config)["stale"] and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a stale xfails entry fails the run (see the summary)
     path = session.config.getoption("claims_json", None)
@@ -424,3 +540,48 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for e in xf["stale"]:
         tr.write_line(f"lstm-claims: xfails entry {e} ({e.where}) expected a failure, but every one of its checks "
                       f"that runs the implementation passed: remove the entry (the run fails until then)", red=True)
+    for node in st["workers_lost"]:
+        tr.write_line(f"lstm-claims: xdist worker {node} went down before handing over its results: the examples "
+                      f"and figures of the cases it ran are missing from the report (their outcomes are counted)",
+                      red=True)
+
+
+# --- pytest-xdist (`-n N`): registered in pytest_configure only where xdist is installed ------------
+
+class _XdistHooks:
+    """The controller's side of a run split over xdist workers (xdist's hooks exist only with xdist)."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_configure_node(self, node):
+        """Every worker draws with the controller's session seed (a random profile), not one of its own."""
+        node.workerinput[_WORKER_KEY] = {"seed": self.config.stash[_STATE]["seed"]}
+
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """The first worker's collection (every worker collects the same items in the same order): the
+        controller's view of the claim suite; when it is there, check the contract and print the header."""
+        st = self.config.stash[_STATE]
+        if st["role"] == "controller":
+            return
+        st["role"] = "controller"
+        every = _ALL_CASES()
+        items = {}
+        for nodeid in ids:
+            m = re.search(r"\[([^\[\]]+)\]$", nodeid)
+            if m and m.group(1) in every:
+                items[nodeid] = every[m.group(1)]
+        _collected(st, items)
+        if st["active"]:
+            _load_and_check(st)
+            _write_header(self.config)
+
+    def pytest_testnodedown(self, node, error):
+        """A worker is done: keep its case logs, folded in collection order at the end of the session."""
+        st = self.config.stash[_STATE]
+        data = (getattr(node, "workeroutput", None) or {}).get(_WORKER_KEY)
+        if data is None:
+            if error is not None and st["active"]:
+                st["workers_lost"].append(getattr(getattr(node, "gateway", None), "id", str(node)))
+            return
+        st["worker_logs"].extend(tuple(entry) for entry in json.loads(data)["cases"])

@@ -8,7 +8,12 @@ The runner (lstm_claims/runner.py) feeds a ClaimLog as each check runs:
   refute(ID, counterexample, reproduce=...)   the note's statement, as written, fails here
   points(ID, key, label, xs, ys, title=..., xlabel=..., ylabel=...)   add points to a plot figure
                               (claims/plots.py), one series per label, accumulated over examples
-The plugin adds each test's outcome. The verdict of a claim:
+The plugin adds each test's outcome. Each result records how each of its figures aggregated
+(`aggregation`), so results of separate runs merge as one run would have recorded them:
+`ClaimLog.merge(other)` folds a later log into an earlier one (counts add; figures combine
+by their aggregation, plots concatenate per series label; the earlier counterexample stays).
+The plugin keeps one log per check case and folds them in collection order, so a run split
+over pytest-xdist workers reports exactly what a serial run reports. The verdict of a claim:
   failed                 a check that must hold did not (the cell under test or the kit is wrong);
                          also when the failure was expected (xfails file): the cell departs from the claim
   refuted                every check passed and a reproducible counterexample to the note was recorded
@@ -18,10 +23,40 @@ The plugin adds each test's outcome. The verdict of a claim:
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
 VERDICTS = ("holds", "holds-under-condition", "refuted", "failed", "not-run")
+COUNTS = ("examples", "passed", "failed", "xfailed", "xpassed", "skipped")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _default_aggregation(value) -> str:
+    return "max" if _is_number(value) else "last"
+
+
+def _combine(figures: dict, key: str, value, how: str) -> None:
+    """figures[key] combined with a later `value`, aggregated `how`."""
+    if how == "points" and key in figures:
+        lines = figures[key]["series"]
+        for new in value["series"]:
+            line = next((ln for ln in lines if ln["label"] == new["label"]), None)
+            if line is None:
+                lines.append(copy.deepcopy(new))
+            else:
+                line["x"] += list(new["x"])
+                line["y"] += list(new["y"])
+    elif how in ("last", "points") or not _is_number(value):
+        figures[key] = copy.deepcopy(value)  # tables, lists, strings, plots: the last one written
+    elif how == "sum":
+        figures[key] = figures.get(key, 0.0) + float(value)
+    else:
+        pick, start = (min, math.inf) if how == "min" else (max, -math.inf)
+        figures[key] = pick(figures.get(key, start), float(value))
 
 
 @dataclass
@@ -36,7 +71,10 @@ class ClaimResult:
     figures: dict = field(default_factory=dict)
     counterexample: dict | None = None
     reproduce: str | None = None
-    failures: list = field(default_factory=list)  # [(test id, first line of the message)]
+    failures: list = field(default_factory=list)  # [(test id, first line of the message, reproduce)]
+    # figure name -> how it aggregated: "max", "min", "sum", "last" (as declared by the check), or
+    # "points" (a plot accumulated by ClaimLog.points: its series concatenate per label)
+    aggregation: dict = field(default_factory=dict)
 
     def verdict(self, unconditional: bool) -> str:
         if self.failed or self.xpassed or self.xfailed:
@@ -46,6 +84,19 @@ class ClaimResult:
         if self.counterexample is not None:
             return "refuted"
         return "holds" if unconditional else "holds-under-condition"
+
+    def merge(self, other: "ClaimResult") -> None:
+        """Fold `other` (recorded later, e.g. the next check case in collection order) into this result,
+        exactly as if its examples had been recorded into this one."""
+        for key in COUNTS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        for key, value in other.figures.items():
+            how = other.aggregation.get(key) or self.aggregation.get(key) or _default_aggregation(value)
+            self.aggregation[key] = how
+            _combine(self.figures, key, value, how)
+        if self.counterexample is None and other.counterexample is not None:
+            self.counterexample, self.reproduce = copy.deepcopy(other.counterexample), other.reproduce
+        self.failures.extend(tuple(f) for f in other.failures)
 
     def to_json(self) -> dict:
         def clean(v):
@@ -71,17 +122,16 @@ class ClaimLog:
         return self.results[claim_id]
 
     def _merge(self, claim_id, figures, aggregate):
-        entry = self[claim_id].figures
+        result = self[claim_id]
         for key, value in figures.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            how = aggregate.get(key, "max" if number else "last")
-            if how == "last" or not number:
-                entry[key] = value  # tables, lists, strings, plots: the last one written
-            elif how == "sum":
-                entry[key] = entry.get(key, 0.0) + float(value)
+            how = aggregate.get(key, _default_aggregation(value))
+            if not _is_number(value):
+                how = "last"
+            result.aggregation[key] = how
+            if how == "last":
+                result.figures[key] = value  # tables, lists, strings, plots: the last one written
             else:
-                pick, start = (min, math.inf) if how == "min" else (max, -math.inf)
-                entry[key] = pick(entry.get(key, start), float(value))
+                _combine(result.figures, key, value, how)
 
     def example(self, claim_id: str, *, aggregate=None, **figures) -> None:
         self[claim_id].examples += 1
@@ -97,6 +147,7 @@ class ClaimLog:
         pairs = [(float(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
         xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
         figures = self[claim_id].figures
+        self[claim_id].aggregation[key] = "points"
         if key not in figures:
             figures[key] = plot_spec(title, xlabel, ylabel, [series(label, xs, ys, style=style)], logx=logx,
                                      logy=logy, note=note)
@@ -114,3 +165,24 @@ class ClaimLog:
         r = self[claim_id]
         if r.counterexample is None:  # keep the first: it is the one a reproduce command replays
             r.counterexample, r.reproduce = counterexample, reproduce
+
+    # --- merging logs recorded apart (one per check case, or per pytest-xdist worker) -------------
+
+    def merge(self, other: "ClaimLog") -> "ClaimLog":
+        """Fold `other` (recorded later in collection order) into this log; returns self."""
+        for claim_id, result in other.results.items():
+            self[claim_id].merge(result)
+        return self
+
+    def to_dict(self) -> dict:
+        """The log as plain data for JSON (json.dumps keeps non-finite figures as Infinity/NaN: lossless)."""
+        return {cid: {k: getattr(r, k) for k in r.__dataclass_fields__} for cid, r in self.results.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClaimLog":
+        log = cls()
+        for cid, fields_ in data.items():
+            fields_ = dict(fields_)
+            fields_["failures"] = [tuple(f) for f in fields_.get("failures", [])]
+            log.results[cid] = ClaimResult(**fields_)
+        return log
