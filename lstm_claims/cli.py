@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="only these check cases, comma-separated (e.g. L2-decomposition-cpu-float32, as a "
                           "failure's reproduce command names them)")
     run.add_argument("--xfails-file", default=None, metavar="FILE", help="claim IDs the cell is known to break")
+    run.add_argument("--fail-fast", action="store_true",
+                     help="stop at the first failing check, its first failing example unshrunk (CI gating: a buggy "
+                          "cell is reported in seconds; the report covers what ran)")
     run.add_argument("-n", "--numprocesses", default=None, metavar="N", type=_workers,
                      help="run the suite on N pytest-xdist workers, or 'auto' (one per CPU core); the report is "
                           "the one a serial run writes (default: serial; needs pytest-xdist)")
@@ -114,6 +117,8 @@ def cmd_run(args) -> int:
         cmd.append(f"--claims-ids={args.claims}")
     if args.xfails_file:
         cmd.append(f"--xfails-file={args.xfails_file}")
+    if args.fail_fast:
+        cmd.append("--claims-fail-fast")
     if parallel:
         # pytest-benchmark (if installed) warns on every worker that xdist disables it: the suite has no benchmarks.
         cmd += ["-p", "xdist", "-n", args.numprocesses, "-p", "no:benchmark"]

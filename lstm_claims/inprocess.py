@@ -26,16 +26,17 @@ def catalogue_cases(claim_id: str, *, device="cpu", dtypes=(torch.float64, torch
 
 
 def first_violation(spec: str, claim_id: str, *, device="cpu", dtypes=(torch.float64, torch.float32),
-                    max_examples=60, derandomize=True, strategy=None) -> ClaimViolation | None:
+                    max_examples=60, derandomize=True, strategy=None, checks=None) -> ClaimViolation | None:
     """The first ClaimViolation of `claim_id` on implementation `spec`, or None if every example passed.
 
-    `strategy` replaces the drawn checks' own strategies (fixed checks still run as they are).
+    `strategy` replaces the drawn checks' own strategies (fixed checks still run as they are);
+    `checks` (names) narrows the run to those checks of the claim.
     """
     cut = CellUnderTest.load(spec)
     run_settings = settings(max_examples=max_examples, derandomize=derandomize, database=None, deadline=None,
                             phases=[Phase.explicit, Phase.generate], print_blob=True)
     for case in catalogue_cases(claim_id, device=device, dtypes=dtypes):
-        if strategy is not None and case.check.strategy is None:
+        if (strategy is not None and case.check.strategy is None) or (checks and case.check.name not in checks):
             continue
         try:
             run_case(case, cut, ClaimLog(), settings_=run_settings, strategy=strategy)

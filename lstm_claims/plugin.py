@@ -26,6 +26,7 @@ import random
 import re
 from dataclasses import dataclass
 
+import hypothesis
 import pytest
 import torch
 
@@ -66,6 +67,9 @@ def pytest_addoption(parser):
                          "(e.g. L2-decomposition-cpu-float32; default: all)")
     group.addoption("--claims-progress", action="store_true", default=False,
                     help="print one line per claim as soon as all its checks have run (used by `lstm-claims run`)")
+    group.addoption("--claims-fail-fast", action="store_true", default=False,
+                    help="stop at the first failing check and report its first failing example unshrunk (for CI "
+                         "gating; default: run everything and shrink failures)")
     group.addoption("--claims-threads", default=1, type=int, metavar="N",
                     help="torch threads while the claim suite runs (default: 1; the checks apply many small ops, "
                          "where extra threads only add synchronisation)")
@@ -133,6 +137,8 @@ def pytest_configure(config):
     # Marker definitions only: they change nothing in a run that does not use them.
     config.addinivalue_line("markers", "claims: the claim suite (every check of a claim of CLAIMS.md)")
     config.addinivalue_line("markers", "claim(id): the claim ID (L0-L9, G1-G4, V1-V3, R1-R2) a test checks")
+    if config.getoption("claims_fail_fast"):
+        config.option.maxfail = 1  # stop the session at the first failing check
     spec, source = _impl_spec(config)
     ids = _csv(config.getoption("claims_ids"))
     unknown = [i for i in ids if i not in CLAIM_IDS]
@@ -150,6 +156,7 @@ def pytest_configure(config):
         "spec": spec, "source": source, "profile": profile, "seed": seed,
         "ids": ids or list(CLAIM_IDS), "select": set(_csv(config.getoption("claims_select"))),
         "xfails": read_xfails(xfails_path) if xfails_path else [],
+        "impl_raised": None, "blocked": set(),  # an exception of the implementation, and the claims it blocked
         "cut": None, "active": False, "role": "worker" if worker else "serial",
         "log": ClaimLog(),  # the per-claim results, folded at the end of the session
         "case_logs": {},  # nodeid -> ClaimLog of that check case
@@ -262,10 +269,8 @@ def pytest_collection_finish(session):
     _collected(st, {it.nodeid: _case_of(it) for it in _claim_items(session.items)})
     if not st["active"]:
         return
-    if st["role"] == "worker":
-        cut = CellUnderTest.load(st["spec"])
-    else:
-        cut = _load_and_check(st)
+    # Workers load the implementation; the controller (or a serial run) also checks its contract, once.
+    st["cut"] = CellUnderTest.load(st["spec"]) if st["role"] == "worker" else _load_and_check(st)
     # Session-wide settings the checks assume, restored in pytest_sessionfinish: float32 tolerances
     # assume IEEE float32 products (TF32's 10-bit mantissa would break them on Ampere+ GPUs), and the
     # checks' many small ops gain nothing from extra threads.
@@ -301,17 +306,32 @@ def reproduce_command(config, case: CheckCase) -> str:
 
 
 def run_case_in_session(request, case: CheckCase) -> None:
-    from lstm_claims.runner import run_case
+    from lstm_claims.runner import ImplementationRaised, run_case
 
     __tracebackhide__ = True
     config = request.config
     st = config.stash[_STATE]
     if st["cut"] is None:
         st["cut"] = CellUnderTest.load(st["spec"])
+    if case.check.through_impl and st["impl_raised"]:
+        # The implementation already raised (a finding, reported once by the case it broke): the
+        # checks it would block are not checked, rather than failed again with the same traceback.
+        st["blocked"].add(case.claim_id)
+        pytest.skip(f"not checked: the implementation under test raised in check {st['impl_raised']['case']} "
+                    f"({st['impl_raised']['error']})")
     log = st["case_logs"].setdefault(request.node.nodeid, ClaimLog())
-    run_case(case, st["cut"] if case.check.through_impl else None, log,
-             settings_=profile_settings(st["profile"]), session_seed=st["seed"],
-             reproduce=reproduce_command(config, case))
+    settings_ = profile_settings(st["profile"])
+    if config.getoption("claims_fail_fast"):
+        # Fail fast: report the first failing example as drawn, without shrinking it.
+        settings_ = hypothesis.settings(settings_, phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
+    try:
+        run_case(case, st["cut"] if case.check.through_impl else None, log, settings_=settings_,
+                 session_seed=st["seed"], reproduce=reproduce_command(config, case))
+    except ImplementationRaised as exc:
+        st["impl_raised"] = {"case": case.id, "phase": exc.phase, "message": str(exc),
+                             "error": f"{type(exc.original).__name__} in its {exc.phase}"}
+        example = "\n".join(getattr(exc, "__notes__", []) or getattr(exc.__cause__, "__notes__", []) or [])
+        pytest.fail(f"{exc}\n{example}".rstrip(), pytrace=False)
 
 
 # --- outcomes, progress, summary -------------------------------------------------------------------
@@ -462,6 +482,7 @@ def claims_payload(config) -> dict:
         else:
             entry["reproduce"] = raw.get("reproduce") or f"{rerun} --claims={cid} --out={REPLAY_OUT}"
         entry["stale_xfails"] = [str(e) for e in xf["stale"] if e.claim_id == cid]
+        entry["blocked"] = cid in st["blocked"]  # checks not run: the implementation had raised (see top level)
         out[cid] = entry
     return {"kit_version": __version__, "impl": st["spec"], "impl_source": st["source"],
             "torch_version": torch.__version__,
@@ -470,6 +491,8 @@ def claims_payload(config) -> dict:
             "seed": st["seed"] if st["seed"] is not None else "derandomized: each check's seed derives from its case id",
             "xfails": [str(e) for e in st["xfails"]],
             "xfails_unmatched": [f"{e} ({e.where})" for e in xf["unmatched"]],
+            "implementation_raised": st["impl_raised"],
+            "claims_not_checked": sorted(st["blocked"], key=CLAIM_IDS.index),
             "claims": out}
 
 
@@ -540,6 +563,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for e in xf["stale"]:
         tr.write_line(f"lstm-claims: xfails entry {e} ({e.where}) expected a failure, but every one of its checks "
                       f"that runs the implementation passed: remove the entry (the run fails until then)", red=True)
+    if st["impl_raised"]:
+        tr.write_line(f"lstm-claims: {st['impl_raised']['message']}", red=True)
+        if st["blocked"]:
+            tr.write_line(f"lstm-claims: not checked because of it: {', '.join(sorted(st['blocked'], key=CLAIM_IDS.index))}"
+                          f" (their checks that run the implementation were skipped)", red=True)
     for node in st["workers_lost"]:
         tr.write_line(f"lstm-claims: xdist worker {node} went down before handing over its results: the examples "
                       f"and figures of the cases it ran are missing from the report (their outcomes are counted)",

@@ -72,7 +72,9 @@ def implementation_raised(exc: BaseException, case: CheckCase, cut) -> Implement
     phase = _phase_of(exc)
     if phase is None:
         return None
-    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()] or [""]
+    # The first line and the last (TorchScript puts its interpreter's traceback between them).
+    first_line = lines[0][:300] + (f" ... {lines[-1][:300]}" if len(lines) > 1 else "")
     calls = "; ".join(list(cut.calls)[-6:]) or "none recorded"
     return ImplementationRaised(
         f"the implementation under test ({cut.spec}) raised {type(exc).__name__} in its {phase}: {first_line}\n"

@@ -10,7 +10,7 @@ call, and pre-activations or cell states large enough to overflow exp. A suite t
 Each class is a torch.nn.LSTMCell (same parameters, same initialisation, gate order i, f, g, o)
 whose forward is plain autograd; outside its regime it agrees with torch.nn.LSTMCell to rounding
 (about 1e-16 in float64), forward and backward. `KERNEL_MUTANTS` records, per cell, the regime in
-which it shows; `must_fail` is left empty on purpose: it is measured by running the checks.
+which it shows and the claims it must fail (measured by running the checks: tests/meta/test_cell_catalogue.py).
 """
 from __future__ import annotations
 
@@ -276,21 +276,21 @@ class NaNForHugeCellState(_KernelCell):
 _K = "tests.cells.kernel_mutants:"
 KERNEL_MUTANTS = (
     Mutant("last partial 128-tile uses the first tile's bias", _K + "TileTailBug",
-           "n > 128 and n not a multiple of 128 only", ()),
-    Mutant("units beyond a 128-wide block dropped", _K + "BlockCapDropsUnits", "n > 128 only", ()),
-    Mutant("batch rows beyond 32 take row b mod 32's gates", _K + "LargeBatchBug", "batch > 32 only", ()),
+           "n > 128 and n not a multiple of 128 only", ("L0",)),
+    Mutant("units beyond a 128-wide block dropped", _K + "BlockCapDropsUnits", "n > 128 only", ("L0",)),
+    Mutant("batch rows beyond 32 take row b mod 32's gates", _K + "LargeBatchBug", "batch > 32 only", ("L0",)),
     Mutant("tail rows of a batch not a multiple of 8 use the old c", _K + "BatchNotMultipleOf8",
-           "batch > 8 and batch % 8 != 0 only (h_next only)", ()),
+           "batch > 8 and batch % 8 != 0 only (h_next only)", ("L0",)),
     Mutant("x, h read as if contiguous", _K + "StridedInputBug",
-           "non-contiguous x or h only (a time slice x[:, t], a transposed tensor)", ()),
+           "non-contiguous x or h only (a time slice x[:, t], a transposed tensor)", ("L0",)),
     Mutant("inference path drops bias_hh", _K + "InferencePathBug",
-           "under torch.no_grad / inference_mode or in eval mode only", ()),
+           "under torch.no_grad / inference_mode or in eval mode only", ("L0",)),
     Mutant("c updated in place", _K + "InPlaceStateUpdate",
-           "caller reuses the c it passed in only (returned values and gradients exact)", ()),
+           "caller reuses the c it passed in only (returned values and gradients exact)", ("L0",)),
     Mutant("weights cached at the first call", _K + "StaleWeightCache",
-           "weights rewritten in place after the instance's first call only", ()),
+           "weights rewritten in place after the instance's first call only", ("L0",)),
     Mutant("naive exp sigmoid / tanh in the gates", _K + "ExpOverflowSigmoid",
-           "pre-activations above ~44-88 (float32) or ~354-709 (float64) only: NaN", ()),
+           "pre-activations above ~44-88 (float32) or ~354-709 (float64) only: NaN", ("L0",)),
     Mutant("naive exp tanh of the cell state", _K + "NaNForHugeCellState",
-           "cell states above ~44 (float32) or ~354 (float64) only: NaN in h_next", ()),
+           "cell states above ~44 (float32) or ~354 (float64) only: NaN in h_next", ("L0",)),
 )

@@ -53,6 +53,7 @@ from lstm_claims.claims.registry import all_claims
 from lstm_claims.inprocess import catalogue_cases, first_violation
 from lstm_claims.strategies import step_problems
 from tests.cells.correct import CORRECT_CELLS
+from tests.cells.kernel_mutants import KERNEL_MUTANTS
 from tests.cells.mutants import MUTANTS
 
 # Every claim with a check that runs the implementation (L0-L9, G1-G4), from the records.
@@ -111,3 +112,39 @@ def test_catalogue_runs_every_check_through_the_implementation_from_the_records(
             assert not c.not_in_catalogue or c.through_impl, (claim.id, c.name, "a reason on a check that never runs")
     assert set(CATALOGUE_CLAIMS) == {"L0", "L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9",
                                      "G1", "G2", "G3", "G4"}
+
+
+# The L0 check that names each kernel-regime mutant's regime (claims/l0_kernel_regimes.py). Every one of
+# them is caught by L0 as a whole too (measured: 100 derandomized examples and 3 runs of 100 under fresh
+# seeds); CI runs the regime's own check only, which catches it within its first examples.
+REGIME_CHECK = {
+    "TileTailBug": "forward-kernel-sizes", "BlockCapDropsUnits": "forward-kernel-sizes",
+    "LargeBatchBug": "forward-kernel-sizes", "BatchNotMultipleOf8": "forward-kernel-sizes",
+    "StridedInputBug": "non-contiguous-inputs", "InferencePathBug": "inference-paths",
+    "InPlaceStateUpdate": "no-side-effects", "StaleWeightCache": "weights-rewritten-between-calls",
+    "ExpOverflowSigmoid": "forward-extreme-preactivations", "NaNForHugeCellState": "forward-extreme-preactivations",
+}
+
+
+@pytest.mark.parametrize("mutant", [pytest.param(m, id=m.spec.split(":")[1]) for m in KERNEL_MUTANTS])
+def test_kernel_regime_mutant_is_caught_by_the_check_of_its_regime(mutant):
+    check = REGIME_CHECK[mutant.spec.split(":")[1]]
+    assert "L0" in mutant.must_fail
+    exc = first_violation(mutant.spec, "L0", max_examples=100, checks=(check,))
+    assert exc is not None, f"{mutant.name} ({mutant.shows}) passed L0's {check}: the kit missed the bug"
+    assert str(exc).startswith("[L0]"), str(exc)
+
+
+# Kernel mutants whose regime L0's plain checks also reach, and so catch (measured): its forward runs
+# under no_grad (the inference-path bug); one module serves every example, with new parameters written
+# in place each time (the stale weight cache); step_problems draws pre-activations up to a few hundred
+# and cell states up to 2^6 (the naive-exp formulas overflow in float32 past 88 and 44).
+REACHED_BY_THE_PLAIN_CHECKS = ("InferencePathBug", "StaleWeightCache", "ExpOverflowSigmoid", "NaNForHugeCellState")
+
+
+@pytest.mark.parametrize("mutant", [pytest.param(m, id=m.spec.split(":")[1]) for m in KERNEL_MUTANTS
+                                    if m.spec.split(":")[1] not in REACHED_BY_THE_PLAIN_CHECKS])
+def test_kernel_regime_mutant_passes_the_small_contiguous_checks(mutant):
+    """Outside its regime each is the standard LSTM: L0's forward and backward on small contiguous problems
+    pass, so only the kernel-grade checks catch these six."""
+    assert first_violation(mutant.spec, "L0", max_examples=20, checks=("forward", "backward")) is None

@@ -171,3 +171,29 @@ def test_peephole_cell_with_L1_in_its_xfails_file_exits_0(tmp_path):
     l1 = json.loads((tmp_path / "rep" / "claims.json").read_text())["claims"]["L1"]
     assert l1["xfailed"] >= 1 and l1["xpassed"] == 0 and l1["expected_failure"], l1
     assert l1["passed"] == 3  # the three symbolic proofs
+
+
+def test_an_exception_of_the_implementation_is_one_finding_and_blocks_the_rest(tmp_path):
+    """pytorch's TorchScript benchmark cell raises in its backward once unrolled with other batch sizes: one
+    failure saying so (forward or backward, the last calls' shapes), the claims it blocked listed as not checked."""
+    rc, out, err = cli("run", "--claims", "L6,L7,G4", "--device", "cpu", "--lstm-impl",
+                       "tests.cells.raising:ScriptLSTMCell", "--out", str(tmp_path))
+    assert rc == 1, out + err
+    data = json.loads((tmp_path / "claims.json").read_text())
+    raised = data["implementation_raised"]
+    assert raised and raised["phase"] == "backward" and "RuntimeError" in raised["error"], raised
+    assert "its last forward calls" in raised["message"] and "expected those two sizes" in raised["message"]
+    failed = [c for c in data["claims"].values() if c["failed"]]
+    assert len(failed) == 1 and failed[0]["failed"] == 1, [(c["id"], c["failed"]) for c in failed]
+    assert data["claims_not_checked"] and all(data["claims"][c]["blocked"] for c in data["claims_not_checked"])
+    assert out.count("1 failed") == 1 and "not checked because of it" in out
+
+
+def test_fail_fast_stops_at_the_first_failing_check(tmp_path):
+    rc, out, err = cli("run", "--fail-fast", "--device", "cpu", "--lstm-impl", "tests.cells.mutants:NoInputGate",
+                       "--out", str(tmp_path))
+    assert rc == 1, out + err
+    data = json.loads((tmp_path / "claims.json").read_text())
+    assert sum(c["failed"] for c in data["claims"].values()) == 1
+    assert data["claims"]["L0"]["verdict"] == "failed" and data["claims"]["L9"]["verdict"] == "not-run"
+    assert "stopping after 1 failures" in out
