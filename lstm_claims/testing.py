@@ -51,16 +51,17 @@ class _Check:
         return f"check {self.case.id}"
 
 
-def parametrize_with_checks(impls, *, claims=CLAIM_IDS, devices=("cpu", "cuda"), profile: str = "ci"):
+def parametrize_with_checks(impls, *, claims=CLAIM_IDS, devices=("cpu", "cuda"), checks=None, profile: str = "ci"):
     """A pytest.mark.parametrize over (impl, check) for every implementation in `impls` (MODULE:ATTR specs)
-    and every check of `claims` that runs the implementation under test."""
+    and every check of `claims` that runs the implementation under test (only those named in `checks`,
+    e.g. ("forward", "backward"), when given)."""
     if isinstance(impls, str):
         impls = [impls]
     profile_settings(profile)  # one clear error for an unknown profile
     params = []
     for impl in impls:
         for case in cases_of(all_claims(tuple(claims)), devices=devices):
-            if not case.check.through_impl:
+            if not case.check.through_impl or (checks is not None and case.check.name not in checks):
                 continue
             marks = []
             if case.device == "cuda" and not torch.cuda.is_available():

@@ -2,6 +2,7 @@
 from lstm_claims.testing import parametrize_with_checks
 
 
-@parametrize_with_checks(["torch.nn:LSTMCell", "buggy_cell:ForgetsTwice"], claims=("L0", "L3"), devices=("cpu",))
+@parametrize_with_checks(["torch.nn:LSTMCell", "buggy_cell:ForgetsTwice"], claims=("L0", "L3"), devices=("cpu",),
+                         checks=("forward", "backward", "distance-from-identity"))
 def test_lstm_claims(impl, check):
     check(impl)
