@@ -21,6 +21,7 @@ import traceback
 import zlib
 
 from hypothesis import example, given, note, seed as hypothesis_seed, settings
+from hypothesis.errors import StopTest, UnsatisfiedAssumption
 
 from lstm_claims.claims.record import CheckCase, CheckContext
 from lstm_claims.claims.violation import ClaimViolation
@@ -111,6 +112,8 @@ def run_case(case: CheckCase, cut, log, *, settings_: settings, session_seed: in
             else:
                 failed.append(exc)
                 raise
+        except (UnsatisfiedAssumption, StopTest):
+            raise  # Hypothesis's control flow (an assume() that rejects, the end of the data): not a failure
         except BaseException as exc:
             failed.append(exc)
             finding = implementation_raised(exc, case, cut)

@@ -98,3 +98,16 @@ def test_derandomized_case_draws_the_same_examples_alone_and_after_others():
 def test_a_malformed_check_is_refused_by_name(bad):
     with pytest.raises(ValueError, match="synthetic"):
         Check("synthetic", lambda ctx: None, **bad)
+
+
+def test_examples_rejected_by_assume_are_not_failures():
+    """assume() raises Hypothesis's UnsatisfiedAssumption: the example is discarded, later ones still count."""
+    from hypothesis import assume
+
+    def run(ctx, x):
+        assume(x % 2 == 0)
+        return {"largest_even": x}
+
+    log = ClaimLog()
+    run_case(_case(run, st.integers(0, 10 ** 6)), None, log, settings_=settings(PROFILES["ci"], max_examples=20))
+    assert log["L0"].examples >= 10 and log["L0"].figures["largest_even"] % 2 == 0
