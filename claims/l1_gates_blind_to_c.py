@@ -12,7 +12,7 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, on_impl
+from lstm_claims.claims.record import Check, drawn_from, on_impl, proof_of
 from lstm_claims.strategies import step_problems
 from lstm_claims.claims.tolerances import vjp_tolerance
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
@@ -66,14 +66,7 @@ def prove(n: int) -> dict:
 JACOBIAN_PROBLEMS = step_problems(max_hidden=6)
 
 
-def _proof(n: int):
-    def run(ctx):
-        prove(n)
-        return {"symbolic_n": n}
-    return run
-
-
 CLAIM.define_checks(
     Check("direct-jacobian", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
-    *(Check(f"symbolic-n{n}", _proof(n), dtypes=(), devices=()) for n in (1, 2, 3)),
+    *(Check(f"symbolic-n{n}", proof_of(prove, n), dtypes=(), devices=()) for n in (1, 2, 3)),
 )

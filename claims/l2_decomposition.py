@@ -16,7 +16,7 @@ import torch
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
-from lstm_claims.claims.record import Check, drawn_from, on_impl
+from lstm_claims.claims.record import Check, drawn_from, on_impl, proof_of
 from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma, unit_roundoff, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference import symbolic
@@ -78,14 +78,7 @@ def prove(n: int) -> dict:
 
 # --- the record's checks ----------------------------------------------------------------------
 
-def _proof(n: int):
-    def run(ctx):
-        prove(n)
-        return {"symbolic_n": n}
-    return run
-
-
 CLAIM.define_checks(
     Check("decomposition", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
-    *(Check(f"symbolic-n{n}", _proof(n), dtypes=(), devices=()) for n in (1, 2, 3)),
+    *(Check(f"symbolic-n{n}", proof_of(prove, n), dtypes=(), devices=()) for n in (1, 2, 3)),
 )

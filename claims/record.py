@@ -153,3 +153,11 @@ def on_impl(fn: Callable) -> Callable:
 def numbers(figures: dict) -> dict:
     """The plain numbers of a figures dict (what one example contributes to the aggregates)."""
     return {k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def proof_of(prove: Callable, n: int) -> Callable:
+    """A Check.run for a symbolic proof prove(n) at size n (raises if the identity fails); records n."""
+    def run(ctx):
+        prove(n)
+        return {"symbolic_n": n}
+    return run
