@@ -79,19 +79,21 @@ def test_correct_cell_passes_under_random_seeds(spec, claim_id):
 def test_batch_only_bug_is_invisible_at_batch_1():
     """The transposed-layout mutant passes L0 when the batch is 1: catching it needs batch > 1."""
     spec = next(m.spec for m in MUTANTS if m.name == "transposed state layout")
-    assert first_violation(spec, "L0", max_examples=40, strategy=step_problems(max_batch=1)) is None
+    assert first_violation(spec, "L0", max_examples=40, strategy=step_problems(max_batch=1),
+                           checks=("forward", "backward")) is None
 
 
 def test_large_state_bug_is_invisible_for_small_states():
     """The clipping mutant passes L0 when |c| <= 4: catching it needs large cell states."""
     spec = next(m.spec for m in MUTANTS if m.name == "cell state clipped to ±8")
-    assert first_violation(spec, "L0", max_examples=40, strategy=step_problems(cell_exps=(-4, 2))) is None
+    assert first_violation(spec, "L0", max_examples=40, strategy=step_problems(cell_exps=(-4, 2)),
+                           checks=("forward", "backward")) is None
 
 
 def test_float32_internals_pass_in_float32():
     """The float32-internals mutant is a float64 precision bug only: float32 checks pass."""
     spec = next(m.spec for m in MUTANTS if m.name == "float32 internals")
-    assert first_violation(spec, "L0", dtypes=(torch.float32,), max_examples=40) is None
+    assert first_violation(spec, "L0", dtypes=(torch.float32,), max_examples=40, checks=("forward", "backward")) is None
 
 
 def test_gradient_clamp_is_invisible_to_one_step_jacobians():
