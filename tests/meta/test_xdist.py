@@ -20,6 +20,7 @@ import pytest
 
 from lstm_claims.claims.registry import CLAIM_IDS
 from lstm_claims.results import ClaimLog
+from tests.meta.test_plugin_is_inert import CI_VARIABLES
 
 pytest.importorskip("xdist", reason="pytest-xdist is not installed: `-n N` needs it")
 
@@ -130,7 +131,8 @@ def test_minus_n_2_reports_a_failing_cell_as_a_serial_run_does(tmp_path):
 # --- inert for a foreign suite under xdist; working without xdist -----------------------------------------
 
 def _pytest(where: Path, *args):
-    env = {k: v for k, v in os.environ.items() if k != "CLAIMS_LSTM_IMPL"}
+    # As on a developer's machine: Hypothesis loads its own `ci` profile when it detects a CI service.
+    env = {k: v for k, v in os.environ.items() if k != "CLAIMS_LSTM_IMPL" and k not in CI_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join([str(where), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--rootdir={where}", *args],
                           cwd=where, env=env, capture_output=True, text=True, timeout=600)
