@@ -6,11 +6,20 @@
   30 examples) unless --hypothesis-profile says otherwise. This is the repository's choice for
   its own tests; the plugin itself loads no profile (it is inert outside the claim suite).
 """
+import importlib.util
 from importlib.metadata import entry_points
 
-from hypothesis import settings
+import pytest
 
-from lstm_claims.profiles import PROFILES
+# One clear message, not an import traceback, when the kit's dependencies are not installed yet.
+_MISSING = [m for m in ("torch", "hypothesis", "sympy", "numpy") if importlib.util.find_spec(m) is None]
+if _MISSING:
+    pytest.exit(f"lstm-claims: {', '.join(_MISSING)} not installed in this Python; install the kit first: "
+                f"python3 -m pip install -c constraints.txt -e \".[test]\" (the README's test command)", returncode=4)
+
+from hypothesis import settings  # noqa: E402
+
+from lstm_claims.profiles import PROFILES  # noqa: E402
 
 if not any(ep.value == "lstm_claims.plugin" for ep in entry_points(group="pytest11")):
     pytest_plugins = ["lstm_claims.plugin"]
