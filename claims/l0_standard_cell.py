@@ -3,7 +3,9 @@
 Its (h_next, c_next) equal the equations of CLAIMS.md, in float64 and float32 (each
 against the float64 reference, within a tolerance derived from the dtype), and so does
 its backward: vector-Jacobian products with respect to x, h, c and the four parameters.
-Every other claim presupposes L0.
+Where kernels break (sizes, layouts, inference paths, side effects, extremes) is
+claims/l0_kernel_regimes.py; whole sequences through the implementation's own time loop
+are claims/l0_sequences.py. Every other claim presupposes L0.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, on_impl
 from lstm_claims.claims import l0_kernel_regimes as K
+from lstm_claims.claims import l0_sequences as S
+from lstm_claims.strategies.sequence_checks import sequence_checks
 from lstm_claims.strategies import step_problems
 from lstm_claims.strategies.kernel_problems import KERNEL_EXAMPLES, extreme_step_problems, kernel_step_problems
 from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
@@ -85,4 +89,10 @@ CLAIM.define_checks(
           drawn_from(extreme_step_problems()), through_impl=True),
     Check("backward-extreme-preactivations", on_impl(K.in_regime("extreme pre-activations", check_backward)),
           drawn_from(extreme_step_problems()), through_impl=True),
+    # The implementation's own time loop (claims/l0_sequences.py): whole sequences, both layouts,
+    # zero and non-zero initial states, T = 1 to 1000.
+    Check("sequence-forward", on_impl(S.check_sequence_forward), drawn_from(sequence_checks()),
+          examples=S.SEQUENCE_EXAMPLES, through_impl=True),
+    Check("sequence-backward", on_impl(S.check_sequence_backward),
+          drawn_from(sequence_checks(bands=S.BACKWARD_BANDS)), examples=S.BACKWARD_EXAMPLES, through_impl=True),
 )

@@ -7,6 +7,10 @@ time order, from (h_0, c_0) (`unroll`, the one loop); `run` returns its trajecto
 when cotangents are injected, its autograd gradients with respect to h_0, c_0, every x_t
 and its four parameters, all as float64 on the CPU.
 
+When the implementation under test is a sequence module (torch.nn.LSTM's contract, a
+SequenceAdapter), `run` and `parameter_gradient` go through its own forward over the whole
+sequence instead (claims/unrolled_sequence.py).
+
 The closed forms the claims compare against are evaluated along the cell's own trajectory,
 so rounding in the cell's forward does not separate the two (claims/long_range_tolerances.py
 explains why, and derives the allowed differences).
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lstm_claims.claims.cell_under_test import PARAM_NAMES, CellUnderTest
+from lstm_claims.claims.cell_under_test import PARAM_NAMES, CellUnderTest, is_sequence_module
 from lstm_claims.claims.long_range_tolerances import unrolled_vjp_bound
 from lstm_claims.claims.violation import assert_within
 from lstm_claims.reference.lstm_step import LSTMParams
@@ -45,7 +49,8 @@ class CellRun:
     h0: torch.Tensor  # (B, n) the initial state as the cell received it
     c0: torch.Tensor  # (B, n)
     hs: torch.Tensor  # (T, B, n) h_1..h_T
-    cs: torch.Tensor  # (T, B, n) c_1..c_T
+    # (T, B, n) c_1..c_T; of a sequence module, c_1..c_(T-1) are reconstructed (claims/unrolled_sequence.py)
+    cs: torch.Tensor
     grads: UnrolledGrads | None
 
     def states(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +73,7 @@ def unroll(cut: CellUnderTest, cell, xs, h, c) -> tuple[list, list]:
 
 
 def run(cut: CellUnderTest, seq: LSTMSequence, device, dtype, *, inject: dict | None = None,
-        steps: int | None = None) -> CellRun:
+        steps: int | None = None, layout: str = "time_first") -> CellRun:
     """Call the cell T times from (h_0, c_0); with `inject` ({t: (v_h, v_c)}), also backpropagate.
 
     Without inject the forward runs under no_grad (the trajectory only). With it, the run
@@ -78,6 +83,9 @@ def run(cut: CellUnderTest, seq: LSTMSequence, device, dtype, *, inject: dict | 
     """
     T = steps or (max(inject) if inject else seq.steps)
     cell = cut.with_params(seq.params, device, dtype)
+    if is_sequence_module(cell):  # its own forward over the whole sequence, not a loop of the kit's
+        from lstm_claims.claims.unrolled_sequence import run_sequence
+        return run_sequence(cut, cell, seq, T, device, dtype, inject, layout=layout)
     as64 = lambda t: t.detach().to("cpu", torch.float64)  # noqa: E731
     if inject is None:
         with torch.no_grad():
@@ -105,13 +113,14 @@ WHY = ("one-step rounding bounds of claims/tolerances.py carried backwards throu
 
 
 def checked_gradients(claim_id: str, cut: CellUnderTest, seq: LSTMSequence, inject: dict, device, dtype, *,
-                      context: str, compare=("c0", "h0", "xs", *PARAM_NAMES)) -> tuple[CellRun, UnrolledGrads, UnrolledGrads]:
+                      context: str, compare=("c0", "h0", "xs", *PARAM_NAMES),
+                      layout: str = "time_first") -> tuple[CellRun, UnrolledGrads, UnrolledGrads]:
     """Run the cell with `inject`, and check its gradients against the closed form within the carried bound.
 
     Returns (the cell's run, the closed form, the allowed difference) for the claim to measure on.
     """
     __tracebackhide__ = True
-    got = run(cut, seq, device, dtype, inject=inject)
+    got = run(cut, seq, device, dtype, inject=inject, layout=layout)
     ref, allowed = unrolled_vjp_bound(seq, got.hs, got.cs, inject, dtype)
     g, r, a = got.grads.as_dict(), ref.as_dict(), allowed.as_dict()
     for name in compare:
@@ -196,8 +205,8 @@ def parameter_gradient(cut: CellUnderTest, seq: LSTMSequence, device, dtype):
     """
     cell = cut.with_params(seq.params, device, dtype)
     h, c = (t.to(device=device, dtype=dtype) for t in (seq.h0, seq.c0))
-    _, cs = unroll(cut, cell, seq.xs.to(device=device, dtype=dtype), h, c)
-    cs[-1].sum().backward()
+    _, (_, c_T) = cut.sequence(cell, seq.xs.to(device=device, dtype=dtype), h, c)
+    c_T.sum().backward()
     for p in cell.parameters():
         if p.grad is None:
             p.grad = torch.zeros_like(p)

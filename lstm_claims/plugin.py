@@ -283,12 +283,22 @@ def pytest_collection_finish(session):
         _write_header(session.config)
 
 
+def _kind(st) -> str:
+    """What the kit found behind --lstm-impl (a cell, a sequence module, an adapter), for the header and claims.json."""
+    try:
+        cut = st.get("cut") or CellUnderTest.load(st["spec"])
+        return cut.describe()
+    except CellContractError as exc:
+        return f"unknown ({exc})"
+
+
 def header_lines(config) -> list[str]:
     st = config.stash[_STATE]
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CUDA cases skip)"
     seed = st["seed"] if st["seed"] is not None else "derandomized (each check's seed derives from its case id)"
     return [
         f"lstm-claims {__version__}: cell under test {st['spec']} (from {st['source']})",
+        f"  kind: {_kind(st)}",
         f"  torch {torch.__version__}; devices {', '.join(selected_devices(config))}; CUDA: {cuda}; TF32 off",
         f"  profile {st['profile']}; seed {seed}; {ENV_IMPL}={os.environ.get(ENV_IMPL, '(unset)')}",
         f"  xfails: {', '.join(map(str, st['xfails'])) or 'none'}",
@@ -484,7 +494,7 @@ def claims_payload(config) -> dict:
         entry["stale_xfails"] = [str(e) for e in xf["stale"] if e.claim_id == cid]
         entry["blocked"] = cid in st["blocked"]  # checks not run: the implementation had raised (see top level)
         out[cid] = entry
-    return {"kit_version": __version__, "impl": st["spec"], "impl_source": st["source"],
+    return {"kit_version": __version__, "impl": st["spec"], "impl_source": st["source"], "impl_kind": _kind(st),
             "torch_version": torch.__version__,
             "devices": [d for d in selected_devices(config) if d != "cuda" or torch.cuda.is_available()],
             "profile": st["profile"],
