@@ -73,6 +73,11 @@ class RunningNorms:
     log10_norm: torch.Tensor  # (P, T) float64, column t-1 is step t
     exact_at: tuple  # the steps where the norm is an exact SVD's
     max_estimate_gap: float  # max over P and exact_at of log10(exact) - log10(power-iteration estimate)
+    gap_at: dict  # step in exact_at -> max over P of that gap
+
+    def max_gap_from(self, t: int) -> float:
+        """The largest measured gap at the exact steps >= t (where the estimate is what the curve shows)."""
+        return max((g for s, g in self.gap_at.items() if s >= t), default=float("nan"))
 
 
 def _stack(params_list, name, dtype):
@@ -154,6 +159,7 @@ class _Running:
         self.out = torch.empty(P, T, dtype=torch.float64)
         self.exact_at = tuple(sorted(t for t in set(exact_at) if 1 <= t <= T))
         self.gap = 0.0
+        self.gap_at = {}
 
     def rescale(self, *mats):
         big = torch.stack([M.abs().flatten(1).amax(1) for M in mats]).amax(0)
@@ -175,12 +181,13 @@ class _Running:
         log10_est = (torch.log(est) + self.log_scale) / LN10
         if t in self.exact_at:
             exact = (torch.log(torch.linalg.matrix_norm(A, ord=2)) + self.log_scale) / LN10
-            self.gap = max(self.gap, (exact - log10_est).max().item())
+            self.gap_at[t] = (exact - log10_est).max().item()
+            self.gap = max(self.gap, self.gap_at[t])
             log10_est = exact
         self.out[:, t - 1] = log10_est
 
     def result(self) -> RunningNorms:
-        return RunningNorms(self.out, self.exact_at, self.gap)
+        return RunningNorms(self.out, self.exact_at, self.gap, dict(self.gap_at))
 
 
 def running_log10_norms(fwds: LSTMForward | list[LSTMForward], exact_at=()) -> RunningNorms:
