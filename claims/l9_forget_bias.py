@@ -224,7 +224,6 @@ def _table(ctx):
     ctx.figures(table=table, plot_norm_vs_T=central_picture(table))
     curves = central_curves()  # the report's first screen: every t = 1..1000, per dtype (reference code, no cell)
     ctx.figures(plot_central_norm_vs_t=central_picture_by_dtype(curves), central_medians_log10=central_rows(curves),
-                central_picture_seconds=curves["seconds"], central_picture_cpu_seconds=curves["cpu_seconds"],
                 central_power_iteration_gap_log10=curves["max_power_iteration_gap_log10"])
     figures = check_table_cell(ctx.cut, ctx.device, ctx.dtype)
     cx = b_f_one_counterexample(table)
