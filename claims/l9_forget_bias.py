@@ -28,9 +28,10 @@ import torch
 
 # The study, the plot and the construction have their own homes; L9's callers reach them as
 # attributes of this module (L9.forget_bias_table(), L9.central_picture(t), L9.feedback_construction()).
-from lstm_claims.claims.forget_bias_plot import central_picture
+from lstm_claims.claims.forget_bias_plot import central_picture, central_picture_by_dtype, central_rows
 from lstm_claims.claims.forget_bias_study import (
-    FLOWS, TABLE_SIZES, VANISHED, forget_bias_table, table_inputs, table_problem, vanilla_rnn_beside_table,
+    FLOWS, TABLE_SIZES, VANISHED, central_curves, forget_bias_table, table_inputs, table_problem,
+    vanilla_rnn_beside_table,
 )
 from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
 from lstm_claims.claims.registry import Claim, register
@@ -221,6 +222,9 @@ _DELTA_EXPONENTS = st.integers(-4, 2)
 def _table(ctx):
     table = forget_bias_table()
     ctx.figures(table=table, plot_norm_vs_T=central_picture(table))
+    curves = central_curves()  # the report's first screen: every t = 1..1000, per dtype (reference code, no cell)
+    ctx.figures(plot_central_norm_vs_t=central_picture_by_dtype(curves), central_medians_log10=central_rows(curves),
+                central_power_iteration_gap_log10=curves["max_power_iteration_gap_log10"])
     figures = check_table_cell(ctx.cut, ctx.device, ctx.dtype)
     cx = b_f_one_counterexample(table)
     if cx:
