@@ -227,7 +227,8 @@ def _claims_html(data: dict) -> str:
         f"<tr><td><a href='#{cid}'>{cid}</a></td><td>{html.escape(c.get('title', ''))}</td><td>{_verdict(c['verdict'])}</td>"
         f"<td>{c.get('examples', 0)}</td><td>{html.escape(c.get('condition', ''))}</td></tr>"
         for cid, c in claims.items())
-    head = (f"<p>Cell under test <code>{html.escape(data['impl'])}</code>; kit {data['kit_version']}; torch "
+    kind = f" ({html.escape(data['impl_kind'])})" if data.get("impl_kind") else ""
+    head = (f"<p>Implementation under test <code>{html.escape(data['impl'])}</code>{kind}; kit {data['kit_version']}; torch "
             f"{html.escape(data['torch_version'])}; devices {', '.join(data['devices'])}; profile "
             f"{html.escape(data['profile'])}; seed {html.escape(str(data['seed']))}.</p>")
     table = ("<table><tr><th>ID</th><th>claim</th><th>verdict</th><th>examples</th><th>condition</th></tr>"

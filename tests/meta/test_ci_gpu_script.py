@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".ci" / "gpu"
-FIRST_LINE = ("lstm-claims .ci/gpu: on a CUDA GPU, runs the claim suite on cuda for the reference cell and for "
-              "torch.nn:LSTMCell, then lstm-claims bench (CPU and CUDA cases), into ")
+FIRST_LINE = ("lstm-claims .ci/gpu: on a CUDA GPU, runs the claim suite on cuda for the reference cell, "
+              "torch.nn:LSTMCell and torch.nn:LSTM (cuDNN), then lstm-claims bench (CPU and CUDA cases), into ")
 
 FAKE_PYTHON = """#!/usr/bin/env bash
 # Stand-in interpreter: reports a GPU; `-m ...` (the kit's commands) prints its arguments and exits 0,
@@ -59,7 +59,7 @@ def fake_python(tmp_path):
     return str(path)
 
 
-def test_on_a_gpu_it_runs_the_three_steps_and_prints_their_wall_times(tmp_path, fake_python):
+def test_on_a_gpu_it_runs_the_four_steps_and_prints_their_wall_times(tmp_path, fake_python):
     out_dir = tmp_path / "report-gpu"
     rc, out, err = run_script(out_dir, fake_python)
     assert rc == 0, out + err
@@ -67,8 +67,9 @@ def test_on_a_gpu_it_runs_the_three_steps_and_prints_their_wall_times(tmp_path, 
     assert "GPU: Fake H200" in out
     assert f"ran: -m lstm_claims.cli run --device cuda --out {out_dir}/reference" in out
     assert f"ran: -m lstm_claims.cli run --device cuda --lstm-impl=torch.nn:LSTMCell --out {out_dir}/torch-LSTMCell" in out
+    assert f"ran: -m lstm_claims.cli run --device cuda --lstm-impl=torch.nn:LSTM --out {out_dir}/torch-LSTM" in out
     assert f"ran: -m lstm_claims.cli bench --out {out_dir}/bench" in out
-    for step in ("claims-reference", "claims-torch-LSTMCell", "bench"):
+    for step in ("claims-reference", "claims-torch-LSTMCell", "claims-torch-LSTM", "bench"):
         assert f"step {step}: passed in " in out
         assert (out_dir / f"{step}.log").is_file()
 
