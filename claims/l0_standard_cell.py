@@ -69,6 +69,11 @@ def check_backward(cut, problem, device, dtype) -> dict:
 CLAIM.define_checks(
     Check("forward", on_impl(check_forward), drawn_from(step_problems()), through_impl=True),
     Check("backward", on_impl(check_backward), drawn_from(step_problems()), through_impl=True),
+    # The implementation's own time loop over whole sequences (claims/l0_sequences.py), early: it is
+    # cheap (its explicit examples, T = 257 and 1000, take well under a second) and catches the
+    # bugs of a sequence kernel's loop, so that --fail-fast reports them in seconds.
+    Check("sequence-forward", on_impl(S.check_sequence_forward), drawn_from(sequence_checks()),
+          examples=S.SEQUENCE_EXAMPLES, through_impl=True),
     # Where kernels break (claims/l0_kernel_regimes.py): tile tails, block caps and large batches ...
     Check("forward-kernel-sizes", on_impl(K.in_regime("kernel sizes", check_forward)),
           drawn_from(kernel_step_problems()), examples=KERNEL_EXAMPLES, through_impl=True),
@@ -89,10 +94,7 @@ CLAIM.define_checks(
           drawn_from(extreme_step_problems()), through_impl=True),
     Check("backward-extreme-preactivations", on_impl(K.in_regime("extreme pre-activations", check_backward)),
           drawn_from(extreme_step_problems()), through_impl=True),
-    # The implementation's own time loop (claims/l0_sequences.py): whole sequences, both layouts,
-    # zero and non-zero initial states, T = 1 to 1000.
-    Check("sequence-forward", on_impl(S.check_sequence_forward), drawn_from(sequence_checks()),
-          examples=S.SEQUENCE_EXAMPLES, through_impl=True),
+    # Vector-Jacobian products through the whole sequence (claims/l0_sequences.py).
     # A choice: 0.3 of the profile's examples (9 in ci, 180 in thorough), since its carried bound costs
     # about 7 ms a step (claims/l0_sequences.py); the forward check covers the same lengths cheaply.
     Check("sequence-backward", on_impl(S.check_sequence_backward),
