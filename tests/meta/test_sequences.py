@@ -15,6 +15,7 @@ import torch
 from hypothesis import given, settings
 
 from lstm_claims.claims.cell_under_test import CellContractError, CellUnderTest, check_contract
+from lstm_claims.claims.registry import all_claims
 from lstm_claims.claims.l0_sequences import check_sequence_forward
 from lstm_claims.claims.unrolled_cell import run
 from lstm_claims.claims.violation import ClaimViolation
@@ -132,3 +133,14 @@ def test_contract_breaking_sequence_module_exits_2_with_one_message(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "num_layers=2" in out and out.count("Traceback") == 0
+
+
+CATALOGUE_CLAIMS = [c.id for c in all_claims()
+                    if any(ch.in_catalogue for ch in c.checks)]
+
+
+@pytest.mark.parametrize("claim_id", CATALOGUE_CLAIMS)
+def test_torch_lstm_passes_every_claim_through_its_own_forward(claim_id):
+    """torch.nn.LSTM as it is, under fresh seeds (few examples: the ci suite on it runs the full profile)."""
+    exc = first_violation("torch.nn:LSTM", claim_id, max_examples=5, derandomize=False)
+    assert exc is None, f"torch.nn.LSTM was rejected: {exc}"
