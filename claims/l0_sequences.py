@@ -70,6 +70,11 @@ def check_sequence_forward(cut, problem: SequenceCheck, device, dtype) -> dict:
     hs = as64(hs)
     bound = sequence_forward_bound(seq.params, seq.xs, seq.h0, seq.c0, hs, dtype)
     ctx = _context(cut, cell, problem, device, dtype, layout)
+    # Where a time loop goes wrong is its first wrong step (a chunk boundary, step 300, the last step).
+    wrong = ((hs - bound.h).abs() > bound.h_allowed) | ~torch.isfinite(hs)
+    if wrong.any():
+        steps = wrong.flatten(1).any(1).nonzero().flatten().tolist()
+        ctx += f"; the outputs first differ at step {steps[0] + 1} of {seq.steps} ({len(steps)} steps differ)"
     worst = max(
         assert_within("L0", "h_t, the output at each step (index: step - 1, row, unit)", hs, bound.h,
                       bound.h_allowed, context=ctx, why=WHY_FORWARD),
