@@ -77,8 +77,15 @@ def impl_sequence_forward(cut: CellUnderTest, cell: torch.nn.Module, xs, h0, c0)
     CellUnderTest.step's per-step output check, which the case runs once before timing). When
     the contract gains sequence modules (torch.nn.LSTM-like, forward(xs, (h0, c0)) over the whole
     sequence), this is the place to dispatch on the kind of `cut`: call the module once on the
-    sequence and return its final state; nothing else in this file needs to change.
+    sequence and return its final state; nothing else in this file needs to change (the
+    comparators copy the weights through the contract's four attributes, weight_ih, weight_hh,
+    bias_ih, bias_hh, which an adapter for a sequence module provides as for a cell).
     """
+    return cell_loop(cell, xs, h0, c0)
+
+
+def cell_loop(cell, xs, h0, c0):
+    """A Python loop of a one-step cell, cell(x_t, (h, c)) -> (h, c), over xs (T, B, m)."""
     h, c = h0, c0
     for t in range(xs.shape[0]):
         h, c = cell(xs[t], (h, c))
@@ -134,7 +141,7 @@ def _runner(way, mode, cut, cell, loop_cell, fused, xs, h0, c0):
     if way == "fused":
         forward, module = (lambda: fused(xs, (h0.unsqueeze(0), c0.unsqueeze(0)))[1][0][0]), fused
     elif way == "lstmcell_loop":
-        forward, module = (lambda: impl_sequence_forward(None, loop_cell, xs, h0, c0)[0]), loop_cell
+        forward, module = (lambda: cell_loop(loop_cell, xs, h0, c0)[0]), loop_cell
     else:
         forward, module = (lambda: impl_sequence_forward(cut, cell, xs, h0, c0)[0]), cell
     if mode == "fwd":
