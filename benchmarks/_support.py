@@ -25,7 +25,8 @@ def synchronized(fn, device: str):
 
 def measure(benchmark, fn, *, key: str, group: str, device: str = "cpu", budget_s: float = 1.5,
             min_rounds: int = 3, max_rounds: int = 50, **info):
-    """Time fn with benchmark.pedantic: one warm-up round, then as many rounds as fit in budget_s.
+    """Time fn with benchmark.pedantic: two untimed calls (warm-up, calibration), then as many
+    rounds as fit in budget_s (at least min_rounds, at most max_rounds).
 
     key: a stable "family/impl/params" name that lstm_claims.bench looks ratios up by.
     With --benchmark-disable (smoke runs) the body runs exactly once and nothing is timed.
@@ -37,7 +38,9 @@ def measure(benchmark, fn, *, key: str, group: str, device: str = "cpu", budget_
         return benchmark.pedantic(timed, rounds=1)
     timed()  # warm-up: first calls pay for lazy initialisation and fresh pages
     start = time.perf_counter()
-    timed()  # calibration call: how many rounds fit in the budget
+    timed()  # calibration call, itself a second warm-up: how many rounds fit in the budget
     once = max(time.perf_counter() - start, 1e-6)
     rounds = int(min(max_rounds, max(min_rounds, budget_s // once)))
-    return benchmark.pedantic(timed, rounds=rounds, warmup_rounds=1, iterations=1)
+    # No further warm-up round: the two calls above already warmed caches and allocator (a third
+    # would cost a slow case, seconds at B = 64, n = 512, for nothing).
+    return benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)

@@ -1,6 +1,6 @@
 """The long-range cell-state Jacobian dc_T/dc_0 over T = 100 steps at n = m = 64, batch 1, float64.
 
-Five ways to the same matrix, and the floor:
+Five ways to the same matrix:
   closed_form        reference.jacobian_chain.cell_state_product: one unrolled forward pass,
                      then the factors J_t = D_t + K_t M_{t-1} built 32 steps at a time into a
                      reused buffer, each block multiplied out by a pairwise tree of batched
@@ -10,7 +10,18 @@ Five ways to the same matrix, and the floor:
   jacrev / jacfwd    torch.func over the unrolled cell-state path c_0 -> c_T (vmapped over the
                      n basis vectors of the cotangent / tangent)
   autograd_rows      one backward pass per row of the Jacobian (n passes, retain_graph)
-  matmul_floor       a bare chain of T n x n matmuls, P <- J_t P (the work of any product form)
+
+and the parts of the work (given factors, not ways to the Jacobian; lstm_claims.bench.jacobian_floor
+combines them):
+  forward_only       reference.jacobian_chain.unroll: the closed form's forward pass (T steps of
+                     small kernels), which must run before any factor exists
+  product_tree       ordered_product_tree over T given n x n factors: log2 T rounds of one
+                     batched matmul each, the best product written here
+  product_chain      the chain P <- J_t P of T - 1 dependent small matmuls. The note called this
+                     the floor; it is not one: the tree does the same arithmetic in fewer, larger
+                     kernels
+  matmul_throughput  one large float64 matmul (1024 x 1024 x 1024), for the machine's GFLOP/s in
+                     this run: 2 (T-1) n^3 flops at that rate is the arithmetic floor of the product
 
 W_ho is zeroed so that the note's product *is* the total derivative (CLAIMS.md L6) and all
 methods compute the same matrix; this is checked once before timing. torch's default
@@ -25,7 +36,8 @@ import torch
 from torch.func import jacfwd, jacrev
 
 from lstm_claims.benchmarks._support import measure
-from lstm_claims.reference.jacobian_chain import cell_state_factors, cell_state_product, ordered_product
+from lstm_claims.reference.jacobian_chain import (cell_state_factors, cell_state_product, ordered_product,
+                                                  ordered_product_chain, ordered_product_tree, unroll)
 from lstm_claims.reference.lstm_step import LSTMParams, preactivations
 
 T, N, B = 100, 64, 1
@@ -67,7 +79,8 @@ def problem():
         got = fn()
         assert float((got - ref).abs().max()) <= 1e-9 * float(ref.abs().max()), name
     J = torch.randn(T, N, N, generator=g, dtype=DTYPE) / N ** 0.5
-    return methods, J
+    forward = (lambda: unroll(params, xs, h0, c0))
+    return methods, J, forward
 
 
 def _rows(f, c0):
@@ -78,19 +91,37 @@ def _rows(f, c0):
 
 @pytest.mark.parametrize("method", ["closed_form", "closed_form_all_factors", "jacrev", "jacfwd", "autograd_rows"])
 def test_cell_state_jacobian(benchmark, problem, method):
-    methods, _ = problem
+    methods, _, _ = problem
     measure(benchmark, methods[method], key=f"jacobian/{method}/T{T}/n{N}",
             group=f"cell-state jacobian T={T} n={N}", budget_s=1.0, method=method, T=T, n=N, dtype="float64")
 
 
-def test_cell_state_jacobian_matmul_floor(benchmark, problem):
-    _, J = problem
+@pytest.mark.parametrize("method", ["tree", "chain"])
+def test_cell_state_jacobian_product(benchmark, problem, method):
+    """The product of T given n x n factors alone: the part of the closed form that is arithmetic."""
+    _, J, _ = problem
+    fn = {"tree": ordered_product_tree, "chain": ordered_product_chain}[method]
+    measure(benchmark, lambda: fn(J), key=f"jacobian/product_{method}/T{T}/n{N}",
+            group=f"cell-state jacobian T={T} n={N}", budget_s=1.0, method=f"product_{method}", T=T, n=N,
+            dtype="float64")
 
-    def chain():
-        P = J[0]
-        for t in range(1, T):
-            P = J[t] @ P
-        return P
 
-    measure(benchmark, chain, key=f"jacobian/matmul_floor/T{T}/n{N}",
-            group=f"cell-state jacobian T={T} n={N}", budget_s=1.0, method="matmul_floor", T=T, n=N, dtype="float64")
+def test_cell_state_jacobian_forward(benchmark, problem):
+    """The closed form's forward pass alone: every method runs one before it has factors to multiply."""
+    _, _, forward = problem
+    measure(benchmark, forward, key=f"jacobian/forward_only/T{T}/n{N}",
+            group=f"cell-state jacobian T={T} n={N}", budget_s=1.0, method="forward_only", T=T, n=N,
+            dtype="float64")
+
+
+MATMUL_SIZE = 1024  # large enough that the matmul runs at the BLAS's throughput, small enough for ~0.1 s
+
+
+def test_matmul_throughput(benchmark):
+    """One large float64 matmul: the machine's GFLOP/s in this run (flops recorded for bench.json)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=g, dtype=DTYPE) for _ in range(2))
+    out = torch.empty(MATMUL_SIZE, MATMUL_SIZE, dtype=DTYPE)
+    measure(benchmark, lambda: torch.mm(a, b, out=out), key=f"jacobian/matmul_throughput/n{MATMUL_SIZE}",
+            group="matmul throughput float64", budget_s=1.0, method="matmul_throughput", size=MATMUL_SIZE,
+            flops=2 * MATMUL_SIZE ** 3, dtype="float64")

@@ -7,6 +7,8 @@
   each benchmark (nothing in the kit turns it on) and recorded in its extra_info. The scan inputs
   contain underflowing products on purpose, so this choice can matter on CPUs where
   subnormal arithmetic is slow.
+* bench_impl.py (your implementation against torch's LSTMs) is collected only with --lstm-impl;
+  --bench-impl-sizes=smoke shrinks it to tiny sizes.
 * Threads: torch's intra-op thread count is recorded (not changed).
 * TF32: the kit's pytest plugin switches TF32 off for every session, this one included, so
   CUDA float32 matmuls and cuDNN RNNs are timed in IEEE float32 (what the accuracy figures
@@ -21,6 +23,17 @@ import pytest
 import torch
 
 BENCH_DIR = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--bench-impl-sizes", default="full", choices=("full", "smoke"),
+                     help="sizes of bench_impl.py (the --lstm-impl benchmark): full (T = 100, B in {1, 64}, "
+                          "n in {128, 512}) or smoke (tiny, seconds)")
+
+
+def impl_requested(config) -> bool:
+    """bench_impl.py runs only when an implementation is named (the kit's plugin's --lstm-impl)."""
+    return bool(config.getoption("lstm_impl", default=None))
 
 
 def pytest_configure(config):
@@ -44,6 +57,8 @@ def pytest_collect_file(file_path: Path, parent):
         return None  # named on the command line, or matched by python_files: pytest collects it itself
     if not _requested(parent.config):
         return None
+    if file_path.name == "bench_impl.py" and not impl_requested(parent.config):
+        return None  # without --lstm-impl, `lstm-claims bench` runs what it ran before bench_impl.py existed
     return pytest.Module.from_parent(parent, path=file_path)
 
 

@@ -2,7 +2,7 @@
 
     lstm-claims run   [--lstm-impl MODULE:ATTR] [--profile ci|thorough] [--seed N] [--device cpu|cuda|all]
                       [--claims IDS] [--select CASES] [--xfails-file FILE] [--out DIR] [-n N]
-    lstm-claims bench [--out DIR] [--smoke]
+    lstm-claims bench [--out DIR] [--smoke] [--lstm-impl MODULE:ATTR [--impl-only]]
     lstm-claims report [--out DIR]        (re-render DIR/index.html from DIR/claims.json and DIR/bench.json)
 
 `run` runs the installed claim suite (lstm_claims/suite, generated from the claim records)
@@ -12,6 +12,12 @@ works from any directory: --lstm-impl modules, --out and --xfails-file resolve a
 directory it is run from. `-n N` runs the suite on N pytest-xdist workers (`auto`: one per
 core), with the same report as a serial run. Exit status: 0 every check passed, 1 a check
 failed, 2 a usage or contract error (one message).
+
+`bench` runs the installed benchmark folder (lstm_claims/benchmarks) and writes DIR/bench.json
+and the page. With --lstm-impl it also times that implementation against a loop of
+torch.nn.LSTMCell, the fused torch.nn.LSTM and the GEMM floor (benchmarks/bench_impl.py), after
+checking its contract as `run` does; --impl-only times that alone. --smoke runs each of the
+kit's benchmarks once, untimed, and the implementation's at tiny sizes, timed.
 """
 from __future__ import annotations
 
@@ -57,7 +63,17 @@ def _parser() -> argparse.ArgumentParser:
                           "the one a serial run writes (default: serial; needs pytest-xdist)")
     bench = sub.add_parser("bench", help="run the benchmarks of the recurrence core and add them to the report")
     bench.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
-    bench.add_argument("--smoke", action="store_true", help="run each benchmark once, untimed (as CI does)")
+    bench.add_argument("--smoke", action="store_true",
+                       help="run each benchmark once, untimed (as CI does); with --lstm-impl, the implementation's "
+                            "benchmarks run timed at tiny sizes (seconds), so that bench.json has its ratios")
+    bench.add_argument("--lstm-impl", default=None, metavar="MODULE:ATTR",
+                       help="also time this implementation (torch.nn.LSTMCell's contract, as for `run`) against a "
+                            "loop of torch.nn.LSTMCell, the fused torch.nn.LSTM and the GEMM floor: T=100, B 1 and "
+                            "64, n 128 and 512, forward and forward+backward, float32 and bfloat16 (about two "
+                            "more minutes)")
+    bench.add_argument("--impl-only", action="store_true",
+                       help="with --lstm-impl: time only the implementation and its comparators, not the kit's own "
+                            "benchmarks")
     rep = sub.add_parser("report", help="re-render the HTML report from the JSON files in DIR")
     rep.add_argument("--out", default="report", type=Path, help="report folder (default: report/)")
     return p
@@ -138,8 +154,16 @@ def cmd_bench(args) -> int:
     from lstm_claims.bench import run_benchmarks
     from lstm_claims.report import render
 
+    if args.impl_only and not args.lstm_impl:
+        return _error("--impl-only needs --lstm-impl=MODULE:ATTR (the implementation to time)")
+    if args.lstm_impl:
+        # The same contract check as `run` (float64 and float32 on CPU, and CUDA where there is one):
+        # one message naming what is wrong, before minutes of benchmarks.
+        problem = _check_cell(args.lstm_impl, "all")
+        if problem:
+            return _error(problem)
     args.out.mkdir(parents=True, exist_ok=True)
-    rc = run_benchmarks(args.out, smoke=args.smoke)
+    rc = run_benchmarks(args.out, smoke=args.smoke, lstm_impl=args.lstm_impl, impl_only=args.impl_only)
     if (args.out / "bench.json").exists():
         print(f"lstm-claims: benchmarks written to {args.out / 'bench.json'}; report {render(args.out)}")
     return EXIT_OK if rc == 0 else EXIT_FAILED

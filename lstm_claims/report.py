@@ -272,13 +272,21 @@ def _scan_plot(benchmarks: dict) -> dict | None:
 def _bench_html(bench: dict) -> str:
     out = "<section id='bench'><h2>Benchmarks of the recurrence core</h2>"
     if bench.get("smoke"):
-        out += "<p>Smoke run (--benchmark-disable): every benchmark ran once, untimed.</p>"
+        out += ("<p>Smoke run (--benchmark-disable): every benchmark ran once, untimed"
+                + (" (the implementation's benchmarks ran timed at tiny sizes: their ratios show that they run, "
+                   "not how fast)" if bench.get("impl_table") else "") + ".</p>")
+    out += _bench_impl_html(bench)
     defs = bench.get("ratio_definitions", {})
     rows = [{"ratio": k, "times faster": v, "meaning": defs.get(k, {}).get("meaning", "")}
-            for k, v in bench.get("ratios", {}).items()]
+            for k, v in bench.get("ratios", {}).items() if not k.startswith("impl_")]
     out += _table(rows) if rows else ""
     if bench.get("goals"):
-        out += "<h3>Goals</h3>" + _table([{"benchmark": k, **v} for k, v in bench["goals"].items()])
+        out += "<h3>Goals</h3>" + _table([{"benchmark": k, **{f: v for f, v in g.items() if not f.endswith("meaning")}}
+                                          for k, g in bench["goals"].items()])
+        out += "".join(f"<p class=note><b>{html.escape(k)}</b>: {html.escape(str(g[f]))}</p>"
+                       for k, g in bench["goals"].items() for f in g if f.endswith("meaning"))
+    if bench.get("jacobian_floor"):
+        out += _jacobian_floor_html(bench["jacobian_floor"])
     if bench.get("crossover"):
         out += "<h3>Scan crossover</h3>" + _table([_flatten(bench["crossover"])])
     benches = bench.get("benchmarks", {})
@@ -290,8 +298,37 @@ def _bench_html(bench: dict) -> str:
         out += _figures({"plot_scan": plot}) if plot else ""
     if bench.get("machine_info"):
         info = {k: v for k, v in bench["machine_info"].items() if not isinstance(v, (dict, list))}
+        for k in ("load_average_before", "load_average_after"):  # lists: shown, since they qualify every timing
+            if isinstance(bench["machine_info"].get(k), list):
+                info[k] = ", ".join(f"{x:.2f}" for x in bench["machine_info"][k])
         out += "<h3>Machine</h3>" + _table([{"": k, "value": v} for k, v in info.items()])
     return out + "</section>"
+
+
+def _bench_impl_html(bench: dict) -> str:
+    """The implementation under test (lstm-claims bench --lstm-impl): its three ratios, then the full table."""
+    table = bench.get("impl_table")
+    if not table:
+        return ""
+    defs = bench.get("ratio_definitions", {})
+    ratios = [{"ratio": k, "times faster": v, "against": defs.get(k, {}).get("second", ""),
+               "meaning": defs.get(k, {}).get("meaning", "")}
+              for k, v in bench.get("ratios", {}).items() if k.startswith("impl_")]
+    return (f"<h3>Your implementation: <code>{html.escape(str(bench.get('lstm_impl') or ''))}</code></h3>"
+            + _table(ratios)
+            + "<p class=note>Median seconds per call (forward: no grad, h_T; fwdbwd: h_T.sum().backward() with "
+              "parameter gradients) and impl_vs_X = median(X) / median(implementation), how many times faster the "
+              "implementation is. 'unsupported' gives the exception of the first call in that dtype.</p>"
+            + _table(table))
+
+
+def _jacobian_floor_html(floor: dict) -> str:
+    """The closed-form Jacobian against what it cannot avoid (lstm_claims.bench.jacobian_floor)."""
+    values = [{"quantity": k, "value": v} for k, v in floor.items() if not isinstance(v, dict)]
+    meaning = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"
+                      for k, v in floor.get("meaning", {}).items())
+    return ("<h3>The cell-state Jacobian against its floor</h3>" + _table(values)
+            + (f"<ul class=note>{meaning}</ul>" if meaning else ""))
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
