@@ -35,7 +35,7 @@ import pytest
 import torch
 
 from lstm_claims.benchmarks._support import DEVICES, measure
-from lstm_claims.claims.cell_under_test import CellUnderTest
+from lstm_claims.claims.cell_under_test import CellUnderTest, is_sequence_module
 
 SIZES = {"full": {"T": 100, "B": (1, 64), "n": (128, 512)},
          "smoke": {"T": 5, "B": (1, 4), "n": (8, 16)}}
@@ -72,15 +72,14 @@ def cut(request):
 def impl_sequence_forward(cut: CellUnderTest, cell: torch.nn.Module, xs, h0, c0):
     """Run the implementation over xs (T, B, m) from (h0, c0); return (h_T, c_T).
 
-    The one function that knows how the implementation is driven: today the contract is
-    torch.nn.LSTMCell's, so it is a Python loop of cell(x_t, (h, c)) (the call itself, without
-    CellUnderTest.step's per-step output check, which the case runs once before timing). When
-    the contract gains sequence modules (torch.nn.LSTM-like, forward(xs, (h0, c0)) over the whole
-    sequence), this is the place to dispatch on the kind of `cut`: call the module once on the
-    sequence and return its final state; nothing else in this file needs to change (the
-    comparators copy the weights through the contract's four attributes, weight_ih, weight_hh,
-    bias_ih, bias_hh, which an adapter for a sequence module provides as for a cell).
+    The one function that knows how the implementation is driven: a cell (torch.nn.LSTMCell's
+    contract, a step adapter) is looped in Python, cell(x_t, (h, c)) (the call itself, without
+    CellUnderTest.step's per-step output check, which the case runs once before timing); a
+    sequence module (torch.nn.LSTM's contract, a sequence adapter) is called once on the whole
+    sequence, through its own forward (time-first), as the claim suite calls it.
     """
+    if is_sequence_module(cell):
+        return cell.forward_sequence(xs, (h0, c0))[1]
     return cell_loop(cell, xs, h0, c0)
 
 
