@@ -188,6 +188,8 @@ def render(out_dir: Path) -> Path:
     claims_path, bench_path = out_dir / "claims.json", out_dir / "bench.json"
     if claims_path.exists():
         body.append(_claims_html(json.loads(claims_path.read_text(encoding="utf-8"))))
+        from lstm_claims.report_dtypes import dtypes_html  # the per-dtype verdicts (issue 12)
+        body.append(dtypes_html(json.loads(claims_path.read_text(encoding="utf-8"))))
     else:
         body.append("<p>No claims.json here: run <code>lstm-claims run</code>.</p>")
     if bench_path.exists():
