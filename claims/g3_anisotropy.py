@@ -31,6 +31,8 @@ import math
 import torch
 
 from lstm_claims.claims.plots import plot_spec, series
+from lstm_claims.claims.low_precision import ALL_DTYPES
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum
 from hypothesis import strategies as st
@@ -222,7 +224,8 @@ def _optimizers(ctx, drawn):
 
 
 CLAIM.define_checks(
-    Check("condition-number-grows", _conditioning, drawn_from(separated_forget_sequences()), through_impl=True,
+    Check("condition-number-grows", _conditioning, per_dtype(separated_forget_sequences), dtypes=ALL_DTYPES,
+          through_impl=True,
           aggregate=minimum("min_kappa_growth_lower_bound")),
     Check("adam-first-step-invariant-sgd-not", _optimizers,
           drawn_from(separated_forget_sequences(steps=8).flatmap(_with_rescalings)), through_impl=True),
