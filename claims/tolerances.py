@@ -151,6 +151,20 @@ def activation_relative_error(dtype: torch.dtype) -> float:
         + ACTIVATION_ULPS * unit_roundoff(ACCUMULATION_DTYPE)
 
 
+def underflow_error(dtype: torch.dtype) -> float:
+    """Absolute error of one elementwise op of the LSTM step whose result underflows.
+
+    Gradual underflow gives η/2 (Higham §2.1), but fused kernels (oneDNN's LSTM, cuDNN) may run
+    with flush-to-zero, returning 0 for any subnormal result: up to the smallest normal number of
+    the dtype they compute in (float32 for bfloat16 and float16, which then round gradually to the
+    dtype: + η of the dtype). float32 returns σ's 1.6e-38 · 0.4 as 0 in torch.nn.LSTM's kernel.
+    Only values below 1e-38 (float32) or 1e-308 (float64) move by it.
+    """
+    if is_low_precision(dtype):
+        return smallest_normal(ACCUMULATION_DTYPE) + smallest_subnormal(dtype)
+    return smallest_normal(dtype)
+
+
 def sum_error(magnitude, terms: int, dtype, roundings: int = PREACTIVATION_ROUNDINGS):
     """Bound on |fl(Σ of `terms` products) - exact| given magnitude = Σ |each product| (exact inputs).
 
@@ -247,7 +261,7 @@ def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> Forwar
     # a = W_ih x + b_ih + W_hh h + b_hh is a sum of K = m + n + 2 products: in any order
     # |fl(a) - a| <= γ_K Σ|terms| + 2Kη (preactivation_error).
     K = m + n + 2
-    eta = smallest_subnormal(dtype)
+    eta = underflow_error(dtype)
     err_a = preactivation_error(params, x, h, dtype)
     if h_error is not None:  # a rounded h moves a by at most |W_hh| |Δh|
         err_a = err_a + (1 + reduction_gamma(n, dtype)) * (h_error @ params.weight_hh.abs().T)
@@ -262,9 +276,15 @@ def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> Forwar
     # 15 u) moves by σ'(8) 15 u ~ 0.005 u, not by 15 u / 4: what lets a float16 cell state kept in bfloat16
     # (8 u) show against a bound of about 6 u (tests/meta/test_low_precision_catalogue.py).
     a_ex = {"i": gt.a_i, "f": gt.a_f, "g": gt.a_g, "o": gt.a_o}
-    lip = {k: (dtanh if k == "g" else dsigmoid)((a_ex[k].abs() - err_a[k]).clamp_min(0)) for k in "ifgo"}
-    gate = {"i": lip["i"] * err_a["i"] + ev * i + e4, "f": lip["f"] * err_a["f"] + ev * f + e4,
-            "g": lip["g"] * err_a["g"] + ev * g.abs() + e4, "o": lip["o"] * err_a["o"] + ev * o + e4}
+    # (σ' as σ(z) σ(-z) and tanh' as cosh(z)^-2: 1 - σ(62) and 1 - tanh(62)^2 are 0 in float64.)
+    lip = {k: (torch.cosh(z).pow(-2) if k == "g" else torch.sigmoid(z) * torch.sigmoid(-z))
+           for k in "ifgo" for z in [(a_ex[k].abs() - err_a[k]).clamp_min(0)]}
+    # σ = 1 / (1 + e^-a) returns 0 once e^-a overflows, i.e. for a true σ below 1 / finfo.max of the
+    # dtype it is computed in (float32 for bfloat16 and float16): an absolute error of at most that,
+    # which no relative bound covers (float32: σ(-98.6) = 1.5e-43 returned as 0).
+    e_sig = e4 + 1 / torch.finfo(ACCUMULATION_DTYPE if is_low_precision(dtype) else dtype).max
+    gate = {"i": lip["i"] * err_a["i"] + ev * i + e_sig, "f": lip["f"] * err_a["f"] + ev * f + e_sig,
+            "g": lip["g"] * err_a["g"] + ev * g.abs() + e4, "o": lip["o"] * err_a["o"] + ev * o + e_sig}
     # c' = f c + i g: errors of f, i, g carried by the product rule (exactly, with the
     # second-order term), and two products and one sum rounded: γ_3 of |f c| + |i g|.
     c_next = f * c + i * g
@@ -329,7 +349,7 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> 
     and each cotangent is enlarged by the absolute error η of the operations that made it
     (at most 6 before the reductions), and each reduction term adds η.
     """
-    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    u, eta = unit_roundoff(dtype), underflow_error(dtype)
     fe = forward_error(params, x, h, c, dtype, h_error=h_error)
     gt = preactivations(params, x, h)
     i, f, g, o = gt.i, gt.f, gt.g, gt.o
