@@ -30,6 +30,7 @@ import math
 
 import torch
 
+from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check
 from hypothesis import strategies as st
@@ -248,8 +249,11 @@ CLAIM.define_checks(
     Check("non-finite-gradients-are-reported", _non_finite, _drawn("non-finite")),
     # Finite gradients with an element >= 2^64 (float32) / 2^512 (float64): their squares overflow.
     Check("finite-gradients-whose-squares-overflow", _finite, _drawn("overflowing"), refuted_by=_overflowed),
-    Check("clip-G1-gradient-T16", _clip_exploding("16"), through_impl=True, refuted_by=_overflowed),
-    Check("clip-G1-gradient-T64", _clip_exploding("64"), through_impl=True, refuted_by=_overflowed),
+    Check("clip-G1-gradient-T16", _clip_exploding("16"), through_impl=True, refuted_by=_overflowed,
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+    Check("clip-G1-gradient-T64", _clip_exploding("64"), through_impl=True, refuted_by=_overflowed,
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
     Check("clip-G1-gradient-overflowing", _clip_exploding("overflowing"), through_impl=True, refuted_by=_overflowed,
-          not_in_catalogue="840 steps in float64; a refutation about torch's clip_grad_norm_, not the cell"),
+          not_in_catalogue="840 steps in float64; a refutation about torch's clip_grad_norm_, not the cell",
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
 )
