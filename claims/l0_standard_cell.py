@@ -12,7 +12,8 @@ from functools import partial
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
-from lstm_claims.claims.record import Check
+from lstm_claims.claims import l0_float16_range as R
+from lstm_claims.claims.record import Check, drawn_from, on_impl
 from lstm_claims.claims import l0_kernel_regimes as K
 from lstm_claims.strategies import step_problems
 from lstm_claims.strategies.exact import per_dtype
@@ -96,4 +97,9 @@ CLAIM.define_checks(
           per_dtype(extreme_step_problems), dtypes=("float64", "float32", "bfloat16"), through_impl=True),
     Check("backward-extreme-preactivations", on_impl_exact(K.in_regime("extreme pre-activations", check_backward)),
           per_dtype(extreme_step_problems), dtypes=("float64", "float32", "bfloat16"), through_impl=True),
+    # float16 only: partial sums of the pre-activation beyond 65504 (claims/l0_float16_range.py): a finding
+    # the report states where the cell's output is not finite, a failure only where nothing left the range.
+    Check("float16-range", on_impl(R.check_float16_range), drawn_from(R.float16_range_problems()),
+          dtypes=("float16",), through_impl=True,
+          aggregate={"float16_partial_sums_beyond_range": "sum", "float16_non_finite_outputs": "sum"}),
 )
