@@ -52,6 +52,25 @@ def float16_range_problems():
     return _beyond_range()
 
 
+def _fixed(n, w_hh):
+    """B = m = 1: W_ih x = 128 · 1024 = 2^17 in every gate row; W_hh h = n w_hh (h = 1)."""
+    from lstm_claims.reference.lstm_step import LSTMParams
+    from lstm_claims.strategies.lstm_problems import StepProblem
+
+    f64 = dict(dtype=torch.float64)
+    params = LSTMParams(torch.full((4 * n, 1), 128.0, **f64), torch.full((4 * n, n), w_hh, **f64),
+                        torch.zeros(4 * n, **f64), torch.zeros(4 * n, **f64))
+    one = torch.ones(1, n, **f64)
+    return StepProblem(params, torch.full((1, 1), 1024.0, **f64), one, one, one / 2, one, one,
+                       {"fixed": f"W_ih x = 2^17, W_hh h = {n * w_hh:g}"})
+
+
+# Explicit examples, run in every profile: a partial sum of 2^17 with the other 0 (a = 2^17: the gates
+# saturate, inf is the right limit), and partial sums 2^17 and -3 · 2^15 of opposite signs (a = 2^15 is in
+# range, but a cell that rounds each partial sum to float16 first forms inf - inf = NaN).
+FLOAT16_RANGE_EXAMPLES = (_fixed(1, 0.0), _fixed(3, -32768.0))
+
+
 def check_float16_range(cut, problem, device, dtype) -> dict:
     __tracebackhide__ = True
     p = problem

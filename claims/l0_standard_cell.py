@@ -101,7 +101,7 @@ CLAIM.define_checks(
     # float16 only: partial sums of the pre-activation beyond 65504 (claims/l0_float16_range.py): a finding
     # the report states where the cell's output is not finite, a failure only where nothing left the range.
     Check("float16-range", on_impl(R.check_float16_range), drawn_from(R.float16_range_problems()),
-          dtypes=("float16",), through_impl=True,
+          examples=R.FLOAT16_RANGE_EXAMPLES, dtypes=("float16",), through_impl=True,
           aggregate={"float16_partial_sums_beyond_range": "sum", "float16_non_finite_outputs": "sum"}),
     # Mixed precision: the float32 module under torch.autocast to bfloat16 (claims/l0_autocast.py), CPU here.
     Check("autocast-bfloat16", on_impl(A.check_autocast), drawn_from(A.autocast_problems()), dtypes=("float32",),
