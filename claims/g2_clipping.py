@@ -30,6 +30,8 @@ import math
 
 import torch
 
+from lstm_claims.claims import low_precision as LP
+from lstm_claims.strategies.exact import exact_for
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check
 from hypothesis import strategies as st
@@ -201,7 +203,9 @@ def _overflowed(exc) -> bool:
 
 
 def _drawn(regime):
-    return lambda device, dtype: st.tuples(gradient_sets(dtype=dtype, regime=regime), max_norms())
+    # Significands exact in the case's dtype (float32-exact for float64 and float32, as always).
+    return lambda device, dtype: st.tuples(gradient_sets(dtype=dtype, regime=regime, exact_in=exact_for(dtype)),
+                                           max_norms(exact_in=exact_for(dtype)))
 
 
 def _finite(ctx, drawn):
@@ -244,12 +248,20 @@ def _clip_exploding(regime: str):
 
 
 CLAIM.define_checks(
-    Check("clipping-bounds-finite-gradients", _finite, _drawn("representable")),
-    Check("non-finite-gradients-are-reported", _non_finite, _drawn("non-finite")),
+    # In the four dtypes: float16's squares overflow from an element of 2^8 on (bfloat16: 2^64, as float32).
+    Check("clipping-bounds-finite-gradients", _finite, _drawn("representable"), dtypes=LP.ALL_DTYPES[:3],
+          dtypes_why_not="float16 not yet: on a float16 gradient below its normal range (one element, max_norm 0.5) "
+                         "the bound on the clipped norm comes out negative (-1.0e-3): check_clip's underflow terms "
+                         "are not derived for float16's range (issue 12, open)"),
+    Check("non-finite-gradients-are-reported", _non_finite, _drawn("non-finite"), dtypes=LP.ALL_DTYPES),
     # Finite gradients with an element >= 2^64 (float32) / 2^512 (float64): their squares overflow.
-    Check("finite-gradients-whose-squares-overflow", _finite, _drawn("overflowing"), refuted_by=_overflowed),
-    Check("clip-G1-gradient-T16", _clip_exploding("16"), through_impl=True, refuted_by=_overflowed),
-    Check("clip-G1-gradient-T64", _clip_exploding("64"), through_impl=True, refuted_by=_overflowed),
+    Check("finite-gradients-whose-squares-overflow", _finite, _drawn("overflowing"), refuted_by=_overflowed,
+          dtypes=LP.ALL_DTYPES),
+    Check("clip-G1-gradient-T16", _clip_exploding("16"), through_impl=True, refuted_by=_overflowed,
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+    Check("clip-G1-gradient-T64", _clip_exploding("64"), through_impl=True, refuted_by=_overflowed,
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
     Check("clip-G1-gradient-overflowing", _clip_exploding("overflowing"), through_impl=True, refuted_by=_overflowed,
-          not_in_catalogue="840 steps in float64; a refutation about torch's clip_grad_norm_, not the cell"),
+          not_in_catalogue="840 steps in float64; a refutation about torch's clip_grad_norm_, not the cell",
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
 )

@@ -31,6 +31,8 @@ import math
 import torch
 
 from lstm_claims.claims.plots import plot_spec, series
+from lstm_claims.strategies.exact import per_dtype
+from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum
 from hypothesis import strategies as st
@@ -222,8 +224,14 @@ def _optimizers(ctx, drawn):
 
 
 CLAIM.define_checks(
-    Check("condition-number-grows", _conditioning, drawn_from(separated_forget_sequences()), through_impl=True,
-          aggregate=minimum("min_kappa_growth_lower_bound")),
+    Check("condition-number-grows", _conditioning, per_dtype(separated_forget_sequences),
+          dtypes=("float64", "float32", "float16"), through_impl=True,
+          aggregate=minimum("min_kappa_growth_lower_bound"),
+          dtypes_why_not="bfloat16 left out: its 8 bits do not resolve the measurement (ci run, reference cell: "
+                         "B=1 m=1 n=2, forget biases [0, 2], W_hh = 0, a diagonal entry of dc_T/dc_0 at T = 16 is "
+                         "below its derived rounding bound), a limit of the dtype for this check, not a finding "
+                         "about the cell; float16 resolves it"),
     Check("adam-first-step-invariant-sgd-not", _optimizers,
-          drawn_from(separated_forget_sequences(steps=8).flatmap(_with_rescalings)), through_impl=True),
+          drawn_from(separated_forget_sequences(steps=8).flatmap(_with_rescalings)), through_impl=True,
+          dtypes_why_not=LP.OPTIMIZER_STEP),
 )

@@ -35,6 +35,8 @@ Checked through the cell under test:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import dataclasses
 import math
 
@@ -43,6 +45,9 @@ import torch
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
 from lstm_claims.claims.plots import finite_positive, plot_spec, series
+from lstm_claims.claims.low_precision import ALL_DTYPES
+from lstm_claims.strategies.exact import per_dtype
+from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum
 from hypothesis import strategies as st
@@ -231,14 +236,16 @@ def _stored_not_affine(ctx):
 
 
 CLAIM.define_checks(
-    Check("h-depends-on-past-inputs-only", _causality, drawn_from(sequences()), through_impl=True,
+    Check("h-depends-on-past-inputs-only", _causality, per_dtype(sequences), dtypes=ALL_DTYPES, through_impl=True,
           aggregate=minimum("min_fraction_of_dependences_resolved")),
     Check("scan-equals-loop-when-gates-ignore-h", _scan,
           drawn_from(st.tuples(sequences(max_steps=40, hidden_feedback=False), st.sampled_from([2, 3, 4, 8]))),
-          through_impl=True),
+          through_impl=True, dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
     Check("scan-equals-loop-at-ten-thousand-steps", _scan_ten_thousand, through_impl=True,
-          not_in_catalogue="one fixed 10^4-step sequence, seconds per cell; the drawn scans run the same check"),
-    Check("h-dependent-step-is-not-affine-in-c", _not_affine, drawn_from(step_problems(max_hidden=4)),
-          through_impl=True),
-    Check("stored-example-is-not-affine-in-c", _stored_not_affine, through_impl=True),
+          not_in_catalogue="one fixed 10^4-step sequence, seconds per cell; the drawn scans run the same check",
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+    Check("h-dependent-step-is-not-affine-in-c", _not_affine, per_dtype(partial(step_problems, max_hidden=4)),
+          dtypes=ALL_DTYPES, through_impl=True),
+    Check("stored-example-is-not-affine-in-c", _stored_not_affine, through_impl=True,
+          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
 )

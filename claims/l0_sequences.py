@@ -43,6 +43,9 @@ SEQUENCE_EXAMPLES = (sequence_check(257, 3, 5, 7, layout="batch_first", seed=11)
 BACKWARD_EXAMPLES = (sequence_check(131, 3, 4, 5, layout="batch_first", seed=14),
                      sequence_check(1, 2, 3, 2, layout="time_first", seed=15))
 BACKWARD_BANDS = ((1, 12), (13, 160))
+LOW_PRECISION_PENDING = ("not run in bfloat16/float16 yet: the carried bounds over the sequence (forward: "
+                         "claims/sequence_tolerances.py; backward: the reconstructed cell states between the ends) are "
+                         "not yet checked against low-precision sequence kernels")
 
 
 def _layout(cell, problem: SequenceCheck) -> str:

@@ -8,11 +8,15 @@ LSTM (gates read c_{t-1}) breaks it.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from lstm_claims.claims import through_cell
+from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, on_impl, proof_of
+from lstm_claims.claims.record import Check, proof_of
 from lstm_claims.strategies import step_problems
 from lstm_claims.claims.tolerances import vjp_tolerance
 from lstm_claims.claims.violation import ClaimViolation, assert_within, where
@@ -63,10 +67,11 @@ def prove(n: int) -> dict:
 # --- the record's checks ----------------------------------------------------------------------
 
 # Jacobian checks cost n backward passes each: widths up to 6 keep the suite in budget (a choice).
-JACOBIAN_PROBLEMS = step_problems(max_hidden=6)
+JACOBIAN_PROBLEMS = partial(step_problems, max_hidden=6)  # a factory: per_dtype draws it exact in each dtype
 
 
 CLAIM.define_checks(
-    Check("direct-jacobian", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
+    Check("direct-jacobian", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES,
+          through_impl=True),
     *(Check(f"symbolic-n{n}", proof_of(prove, n), dtypes=(), devices=()) for n in (1, 2, 3)),
 )

@@ -14,9 +14,11 @@ from __future__ import annotations
 import torch
 
 from lstm_claims.claims import through_cell
+from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
-from lstm_claims.claims.record import Check, drawn_from, on_impl, proof_of
+from lstm_claims.claims.record import Check, proof_of
 from lstm_claims.claims.tolerances import ACTIVATION_ULPS, gamma, unit_roundoff, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference import symbolic
@@ -79,6 +81,6 @@ def prove(n: int) -> dict:
 # --- the record's checks ----------------------------------------------------------------------
 
 CLAIM.define_checks(
-    Check("decomposition", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
+    Check("decomposition", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES, through_impl=True),
     *(Check(f"symbolic-n{n}", proof_of(prove, n), dtypes=(), devices=()) for n in (1, 2, 3)),
 )

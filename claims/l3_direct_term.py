@@ -11,8 +11,10 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l1_gates_blind_to_c import direct_term_tolerance
+from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, minimum, on_impl
+from lstm_claims.claims.record import Check, minimum
 from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
 from lstm_claims.claims.tolerances import svd_bound
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, where
@@ -64,6 +66,7 @@ def check(cut, problem, device, dtype) -> dict:
 # --- the record's checks ----------------------------------------------------------------------
 
 CLAIM.define_checks(
-    Check("distance-from-identity", on_impl(check), drawn_from(JACOBIAN_PROBLEMS), through_impl=True,
+    Check("distance-from-identity", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES,
+          through_impl=True,
           aggregate=minimum("min_distance_from_I")),
 )

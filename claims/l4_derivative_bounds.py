@@ -13,8 +13,10 @@ import dataclasses
 import torch
 
 from lstm_claims.claims import through_cell
+from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, on_impl
+from lstm_claims.claims.record import Check, drawn_from
 from hypothesis import strategies as st
 from lstm_claims.strategies import step_problems
 from lstm_claims.claims.tolerances import unit_roundoff, vjp_tolerance
@@ -95,6 +97,6 @@ CLAIM.define_checks(
     Check("symbolic-suprema", _proofs, dtypes=(), devices=()),
     # float32-exact points across the saturating range, plus 0 where both suprema are attained.
     Check("pointwise", _pointwise, drawn_from(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=64))),
-    Check("cell-bias-gradients", on_impl(check_cell_bias_gradients), drawn_from(step_problems()),
-          through_impl=True),
+    Check("cell-bias-gradients", on_impl_exact(check_cell_bias_gradients), per_dtype(step_problems),
+          dtypes=ALL_DTYPES, through_impl=True),
 )

@@ -18,6 +18,8 @@ its direct term at the same point.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import dataclasses
 import math
 
@@ -25,8 +27,10 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
+from lstm_claims.claims.low_precision import ALL_DTYPES
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from
+from lstm_claims.claims.record import Check
 from hypothesis import assume, target
 from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
 from lstm_claims.strategies import step_problems
@@ -137,7 +141,7 @@ def _saturation(ctx, problem):
 
 
 CLAIM.define_checks(
-    Check("bound", _bound, drawn_from(JACOBIAN_PROBLEMS), through_impl=True),
-    Check("vanishes-under-saturation", _saturation, drawn_from(step_problems(max_hidden=4, weight_exps=(-3, 1))),
-          through_impl=True),
+    Check("bound", _bound, per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES, through_impl=True),
+    Check("vanishes-under-saturation", _saturation, per_dtype(partial(step_problems, max_hidden=4, weight_exps=(-3, 1))),
+          dtypes=ALL_DTYPES, through_impl=True),
 )

@@ -17,12 +17,16 @@ the example is a reproducible counterexample to the note's equation.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from lstm_claims.claims.long_range_tolerances import lstm_backward_bound, note_product_bound
 from lstm_claims.claims.tolerances import frobenius
+from lstm_claims.claims.low_precision import ALL_DTYPES
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, numbers
+from lstm_claims.claims.record import Check, numbers
 from hypothesis import target
 from lstm_claims.strategies.long_range_sequences import sequence_problems
 from lstm_claims.claims.unrolled_cell import unrolled_c_jacobian
@@ -121,6 +125,7 @@ def _symbolic(ctx):
 
 CLAIM.define_checks(
     Check("unrolled-vs-product", _unrolled_vs_product,
-          drawn_from(sequence_problems(max_steps=10, max_hidden=4, max_batch=2)), through_impl=True),
+          per_dtype(partial(sequence_problems, max_steps=10, max_hidden=4, max_batch=2)), dtypes=ALL_DTYPES,
+          through_impl=True),
     Check("symbolic", _symbolic, dtypes=(), devices=()),
 )

@@ -23,12 +23,16 @@ space, log Π_t f_t,k = Σ_t log f_t,k. Checked for T up to 10^5:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import math
 
 import torch
 
+from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, minimum, on_impl
+from lstm_claims.claims.record import Check, minimum
 from lstm_claims.strategies.long_range_sequences import forget_gate_sequence, forget_gate_sequences
 from lstm_claims.claims.tolerances import ACTIVATION_ULPS, U64, direct_term_error, gamma, smallest_normal, smallest_subnormal
 from lstm_claims.claims.unrolled_cell import forget_gates
@@ -154,9 +158,9 @@ def _symbolic(ctx):
 
 CLAIM.define_checks(
     # Always reach T = 10^5: Π f = σ(-3 ± ..)^T ~ e^(-3 10^5) (underflows ~1000 times over) and σ(20 ± ..)^T ≈ 1.
-    Check("log-space-products", on_impl(check), drawn_from(forget_gate_sequences(max_log10_steps=5)),
+    Check("log-space-products", on_impl_exact(check), per_dtype(partial(forget_gate_sequences, max_log10_steps=5)),
           examples=(forget_gate_sequence(10 ** 5, 2, 2, 1, -1, -3.0, 7),
                     forget_gate_sequence(10 ** 5, 2, 2, 1, -1, 20.0, 8)),
-          through_impl=True, aggregate=minimum("min_log_product")),
+          dtypes=ALL_DTYPES, through_impl=True, aggregate=minimum("min_log_product")),
     Check("symbolic", _symbolic, dtypes=(), devices=()),
 )

@@ -34,6 +34,7 @@ from lstm_claims.claims.forget_bias_study import (
     vanilla_rnn_beside_table,
 )
 from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
+from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, drawn_from, minimum, numbers
 from hypothesis import strategies as st, target
@@ -253,15 +254,16 @@ def _symbolic(ctx):
 
 CLAIM.define_checks(
     # First: one fixed example, which catches most buggy cells at once (the catalogue runs checks in this order).
-    Check("forget-bias-table", _table, through_impl=True),
+    Check("forget-bias-table", _table, through_impl=True, dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
     Check("monotone-without-feedback", _without_feedback,
           drawn_from(st.tuples(sequence_problems(max_steps=8, recurrent=False, output_recurrence="zero"),
                                _DELTA_EXPONENTS)),
-          through_impl=True, aggregate=minimum("min_norm_ratio_when_b_f_grows", "min_gate_increase")),
+          through_impl=True, aggregate=minimum("min_norm_ratio_when_b_f_grows", "min_gate_increase"),
+          dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
     Check("monotonicity-with-feedback-checked", _with_feedback,
           drawn_from(st.tuples(sequence_problems(max_steps=8, weight_exps=(-2, 3)), _DELTA_EXPONENTS)),
           examples=((feedback_construction(), 0),), through_impl=True,
-          aggregate=minimum("min_gate_increase_h_fixed")),
+          aggregate=minimum("min_gate_increase_h_fixed"), dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
     Check("symbolic", _symbolic, dtypes=(), devices=()),
 )
 

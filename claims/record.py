@@ -49,6 +49,9 @@ class Check:
     # counterexample and passes: verdict `refuted`), not the implementation failing.
     refuted_by: Callable[[Exception], bool] | None = None
     max_examples_scale: float = 1.0  # a multiple of the profile's max_examples, for costly checks (a choice)
+    # Why the check leaves out dtypes it could run the implementation in (e.g. bfloat16, float16: a
+    # quantity measured to 1e-12); shown in claims.json ("dtypes_why_not") and the report.
+    dtypes_why_not: str = ""
 
     def __post_init__(self):
         if not self.name or any(ch in self.name for ch in " [],"):

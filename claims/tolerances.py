@@ -10,11 +10,13 @@ claims/rnn_tolerances.py, the residual branch's claims/residual_tolerances.py.
 No number here is tuned to make a run pass. Each bound is a worst-case rounding-error
 bound (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3) for computing the
 LSTM step of CLAIMS.md in the given dtype from inputs that are exactly representable in
-it (the strategies draw float32-exact values), plus the same bound for the float64
-reference, which is also computed in floating point. Values (forward) and gradients
+it (the strategies draw values exact in the dtype under test: `exact_in`), plus the same
+bound for the float64 reference, which is also computed in floating point. bfloat16 and
+float16 accumulate in float32 (the accumulation assumption, below `largest_finite`). Values (forward) and gradients
 (vector-Jacobian products) have separate derivations: `forward_error`, `vjp_error`.
 
-Notation: u = unit roundoff (2^-24 float32, 2^-53 float64); γ_k = k u / (1 - k u);
+Notation: u = unit roundoff (2^-53 float64, 2^-24 float32, 2^-8 bfloat16, 2^-11 float16);
+γ_k = k u / (1 - k u);
 η = the smallest subnormal.
 """
 from __future__ import annotations
@@ -96,15 +98,87 @@ def gamma(k: int, dtype: torch.dtype) -> float:
     return k * u / (1 - k * u)
 
 
-def sum_error(magnitude, terms: int, dtype):
+# --- low precision: where a bfloat16 or float16 computation accumulates ------------------------
+# THE ACCUMULATION ASSUMPTION (the one home of it). For a dtype narrower than float32
+# (bfloat16, float16), torch computes a matrix product, an addmm, a sum or a mean by
+# accumulating in float32 and rounding the result once to the dtype (CPU: mkldnn/oneDNN and
+# the ATen reductions' `acc_type`; CUDA: cuBLAS with a float32 compute type, the default unless
+# torch.backends.cuda.matmul.allow_{bf16,fp16}_reduced_precision_reduction is set, which the
+# kit leaves off), and every elementwise op (sigmoid, tanh, *, +) loads its operands into
+# float32, computes there and rounds its result once. A low-precision bound is therefore
+#     γ_K(float32) for the K-term accumulation  +  one u of the dtype per rounding to the dtype,
+# not γ_K(dtype): K u for bfloat16 is >= 1 at K = 256 (γ undefined) and would allow a gradient
+# off by 100% at K = 128. An implementation that accumulates in bfloat16 or float16 itself
+# departs from this assumption: its error grows like K u instead of u, and the kit reports it
+# (failing L0 with the dtype named), with what it costs (the measured error over the allowance).
+ACCUMULATION_DTYPE = torch.float32
+
+# Roundings to the dtype of a pre-activation a = W_ih x + b_ih + W_hh h + b_hh after (or
+# between) float32 accumulations: the worst composition of its four addends, each matrix
+# product rounded once and each of the three additions rounded (torch.nn.LSTMCell on CPU:
+# addmm(b_ih, x, W_ih) and addmm(b_hh, h, W_hh) rounded, then their sum: 3; the kit's
+# reference cell: x@W rounded, + b_ih, h@W rounded, +, + b_hh: 5). A count, not a tuned number.
+PREACTIVATION_ROUNDINGS = 5
+
+# An activation in a low-precision dtype: sigmoid as 1/(1 + exp(-a)) is at most 3 elementwise
+# ops, each computed in float32 (within ACTIVATION_ULPS float32 ulps, see above) and rounded
+# once to the dtype: <= 3 u + ACTIVATION_ULPS u32 of its value (tanh: 1 op, covered).
+LOW_PRECISION_ACTIVATION_ROUNDINGS = 3
+
+
+def is_low_precision(dtype: torch.dtype) -> bool:
+    """True for a floating dtype narrower than float32 (bfloat16, float16): it accumulates in float32."""
+    return unit_roundoff(dtype) > unit_roundoff(ACCUMULATION_DTYPE)
+
+
+def reduction_gamma(k: int, dtype: torch.dtype, roundings: int = 1) -> float:
+    """Relative bound on a k-term reduction computed for `dtype` (any order, FMA or not).
+
+    float32 and float64 (and wider): γ_k(dtype), unchanged. Narrower dtypes: accumulated in
+    float32 and rounded to the dtype `roundings` times (the accumulation assumption above):
+    (1 + γ_k(float32)) (1 + γ_roundings(dtype)) - 1.
+    """
+    if not is_low_precision(dtype):
+        return gamma(k, dtype)
+    return (1 + gamma(k, ACCUMULATION_DTYPE)) * (1 + gamma(roundings, dtype)) - 1
+
+
+def activation_relative_error(dtype: torch.dtype) -> float:
+    """Relative error of one σ or tanh computed in `dtype` (ACTIVATION_ULPS u; low precision: see above)."""
+    if not is_low_precision(dtype):
+        return ACTIVATION_ULPS * unit_roundoff(dtype)
+    return LOW_PRECISION_ACTIVATION_ROUNDINGS * unit_roundoff(dtype) \
+        + ACTIVATION_ULPS * unit_roundoff(ACCUMULATION_DTYPE)
+
+
+def underflow_error(dtype: torch.dtype) -> float:
+    """Absolute error of one elementwise op of the LSTM step whose result underflows.
+
+    Gradual underflow gives η/2 (Higham §2.1), but fused kernels (oneDNN's LSTM, cuDNN) may run
+    with flush-to-zero, returning 0 for any subnormal result: up to the smallest normal number of
+    the dtype they compute in (float32 for bfloat16 and float16, which then round gradually to the
+    dtype: + η of the dtype). float32 returns σ's 1.6e-38 · 0.4 as 0 in torch.nn.LSTM's kernel.
+    Only values below 1e-38 (float32) or 1e-308 (float64) move by it.
+    """
+    if is_low_precision(dtype):
+        return smallest_normal(ACCUMULATION_DTYPE) + smallest_subnormal(dtype)
+    return smallest_normal(dtype)
+
+
+def sum_error(magnitude, terms: int, dtype, roundings: int = PREACTIVATION_ROUNDINGS):
     """Bound on |fl(Σ of `terms` products) - exact| given magnitude = Σ |each product| (exact inputs).
 
     Higham eq. 3.5: in any order, with or without FMA, |fl(Σ x_k y_k) - Σ x_k y_k| <= γ_K Σ |x_k y_k|
     for K = terms; with gradual underflow each of the K products and K sums may add an absolute
     η/2 more (Higham §2.1), at most 2Kη in all, however small the sum. The one home of this
     derivation: the LSTM's and the vanilla RNN's pre-activations and the residual branch's
-    hidden layer all use it.
+    hidden layer all use it. A dtype narrower than float32 accumulates in float32 and rounds
+    to the dtype at most `roundings` times (reduction_gamma): each rounding adds u of a partial
+    sum (<= magnitude) and, near underflow, η/2 of the dtype.
     """
+    if is_low_precision(dtype):
+        return reduction_gamma(terms, dtype, roundings) * magnitude \
+            + 2 * terms * smallest_subnormal(ACCUMULATION_DTYPE) + roundings * smallest_subnormal(dtype)
     return gamma(terms, dtype) * magnitude + 2 * terms * smallest_subnormal(dtype)
 
 
@@ -187,17 +261,30 @@ def forward_error(params: LSTMParams, x, h, c, dtype, *, h_error=None) -> Forwar
     # a = W_ih x + b_ih + W_hh h + b_hh is a sum of K = m + n + 2 products: in any order
     # |fl(a) - a| <= γ_K Σ|terms| + 2Kη (preactivation_error).
     K = m + n + 2
-    eta = smallest_subnormal(dtype)
+    eta = underflow_error(dtype)
     err_a = preactivation_error(params, x, h, dtype)
     if h_error is not None:  # a rounded h moves a by at most |W_hh| |Δh|
-        err_a = err_a + (1 + gamma(n, dtype)) * (h_error @ params.weight_hh.abs().T)
+        err_a = err_a + (1 + reduction_gamma(n, dtype)) * (h_error @ params.weight_hh.abs().T)
     err_a = dict(zip("ifgo", err_a.chunk(4, dim=1)))
     gt = preactivations(params, x, h)
     i, f, g, o = gt.i, gt.f, gt.g, gt.o
     # An activation moves by (Lipschitz constant) x (input error), then rounds (ACTIVATION_ULPS u of its value).
-    ev, e4 = ACTIVATION_ULPS * u, ACTIVATION_ULPS * eta
-    gate = {"i": SIGMOID_LIPSCHITZ * err_a["i"] + ev * i + e4, "f": SIGMOID_LIPSCHITZ * err_a["f"] + ev * f + e4,
-            "g": TANH_LIPSCHITZ * err_a["g"] + ev * g.abs() + e4, "o": SIGMOID_LIPSCHITZ * err_a["o"] + ev * o + e4}
+    ev, e4 = activation_relative_error(dtype), ACTIVATION_ULPS * eta
+    # The Lipschitz constant on the interval the computed pre-activation lies in: σ' and tanh' are even and
+    # decrease in |a|, so on [a - e, a + e] they are at most σ'(max(|a| - e, 0)) (<= 1/4) and
+    # tanh'(max(|a| - e, 0)) (<= 1): the mean value theorem, not a choice. A saturated gate (|a| = 8 off by
+    # 15 u) moves by σ'(8) 15 u ~ 0.005 u, not by 15 u / 4: what lets a float16 cell state kept in bfloat16
+    # (8 u) show against a bound of about 6 u (tests/meta/test_low_precision_catalogue.py).
+    a_ex = {"i": gt.a_i, "f": gt.a_f, "g": gt.a_g, "o": gt.a_o}
+    # (σ' as σ(z) σ(-z) and tanh' as cosh(z)^-2: 1 - σ(62) and 1 - tanh(62)^2 are 0 in float64.)
+    lip = {k: (torch.cosh(z).pow(-2) if k == "g" else torch.sigmoid(z) * torch.sigmoid(-z))
+           for k in "ifgo" for z in [(a_ex[k].abs() - err_a[k]).clamp_min(0)]}
+    # σ = 1 / (1 + e^-a) returns 0 once e^-a overflows, i.e. for a true σ below 1 / finfo.max of the
+    # dtype it is computed in (float32 for bfloat16 and float16): an absolute error of at most that,
+    # which no relative bound covers (float32: σ(-98.6) = 1.5e-43 returned as 0).
+    e_sig = e4 + 1 / torch.finfo(ACCUMULATION_DTYPE if is_low_precision(dtype) else dtype).max
+    gate = {"i": lip["i"] * err_a["i"] + ev * i + e_sig, "f": lip["f"] * err_a["f"] + ev * f + e_sig,
+            "g": lip["g"] * err_a["g"] + ev * g.abs() + e4, "o": lip["o"] * err_a["o"] + ev * o + e_sig}
     # c' = f c + i g: errors of f, i, g carried by the product rule (exactly, with the
     # second-order term), and two products and one sum rounded: γ_3 of |f c| + |i g|.
     c_next = f * c + i * g
@@ -214,14 +301,15 @@ def forget_gate_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
 
     forward_error's derivation restricted to the forget gate: a^f is a sum of K = m + n + 2
     products, off by preactivation_error; σ moves by at most 1/4 of that and rounds within
-    ACTIVATION_ULPS u of its value (plus ACTIVATION_ULPS η near underflow).
+    activation_relative_error(dtype) of its value (plus ACTIVATION_ULPS η near underflow).
     """
-    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    eta = smallest_subnormal(dtype)
     n = params.hidden_size
     K = params.input_size + n + 2
     a_f_mag = preactivation_magnitude(params, x, h)[:, n:2 * n]
     a_f = (x @ params.weight_ih.T + params.bias_ih + h @ params.weight_hh.T + params.bias_hh)[:, n:2 * n]
-    return 0.25 * sum_error(a_f_mag, K, dtype) + ACTIVATION_ULPS * (u * torch.sigmoid(a_f) + eta)
+    return 0.25 * sum_error(a_f_mag, K, dtype) + activation_relative_error(dtype) * torch.sigmoid(a_f) \
+        + ACTIVATION_ULPS * eta
 
 
 def direct_term_error(params: LSTMParams, x, h, dtype) -> torch.Tensor:
@@ -261,7 +349,7 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> 
     and each cotangent is enlarged by the absolute error η of the operations that made it
     (at most 6 before the reductions), and each reduction term adds η.
     """
-    u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    u, eta = unit_roundoff(dtype), underflow_error(dtype)
     fe = forward_error(params, x, h, c, dtype, h_error=h_error)
     gt = preactivations(params, x, h)
     i, f, g, o = gt.i, gt.f, gt.g, gt.o
@@ -274,11 +362,26 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> 
            "i": fe.gate["i"], "f": fe.gate["f"], "g": fe.gate["g"],
            "ds_i": fe.gate["i"] + 3 * u, "ds_f": fe.gate["f"] + 3 * u,
            "dt_g": 2 * fe.gate["g"] + fe.gate["g"] ** 2 + 2 * u, "ds_o": fe.gate["o"] + 3 * u}
+    if is_low_precision(dtype):
+        # The absolute 3u above is 4.7% of σ' <= 1/4 in bfloat16: a 10% error in a gate's derivative
+        # would hide in it. In low precision, σ' = σ(1-σ) is a product of non-negative factors (torch's
+        # sigmoid backward: (1 - y) y; the hand-written backwards: s (1 - s)), 1 - s exact for s >= 1/2
+        # (Sterbenz) and rounded once otherwise: relatively within γ_3 of itself. And σ̂(1-σ̂) - σ(1-σ)
+        # = (σ̂ - σ)(1 - σ̂ - σ): an error e in σ moves σ' by at most e (|1 - 2σ| + e), not e.
+        # (A backward computing σ - σ² with each op rounded to the dtype departs from this assumption.)
+        for gate, ds in (("i", "ds_i"), ("f", "ds_f"), ("o", "ds_o")):
+            e = fe.gate[gate]
+            err[ds] = e * ((1 - 2 * exact[gate]).abs() + e) + gamma(3, dtype) * (exact[ds] + e * ((1 - 2 * exact[gate]).abs() + e))
     base = _vjp_magnitudes(params, x, h, c, v_h, v_c, exact)
     enlarged = _vjp_magnitudes(params, x, h, c, v_h.abs() + 6 * eta, v_c.abs() + 6 * eta,
                                {k: exact[k].abs() + err[k] + 6 * eta for k in exact})
     k = 6 + max(4 * params.hidden_size, x.shape[0])
-    return {name: gamma(k, dtype) * enlarged[name] + (enlarged[name] - base[name]) + k * eta for name in base}
+    # Low precision: the 6 elementwise roundings happen in the dtype, the reduction over
+    # max(4n, B) terms in float32, rounded once, and autograd may add the contributions of
+    # two outputs to one gradient (one more rounding): γ_max(4n,B)(float32) with 8 roundings.
+    rel = reduction_gamma(max(4 * params.hidden_size, x.shape[0]), dtype, 8) if is_low_precision(dtype) \
+        else gamma(k, dtype)
+    return {name: rel * enlarged[name] + (enlarged[name] - base[name]) + k * eta for name in base}
 
 
 def forward_tolerance(params, x, h, c, dtype, *, h_error=None) -> dict:

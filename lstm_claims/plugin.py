@@ -35,7 +35,7 @@ from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, 
 from lstm_claims.claims.record import DEVICES, DTYPES, CheckCase, cases_of, dtype_name
 from lstm_claims.claims.registry import CLAIM_IDS, CLAIMS, all_claims
 from lstm_claims.profiles import DEFAULT_PROFILE, PROFILES, profile_settings
-from lstm_claims.results import ClaimLog, ClaimResult
+from lstm_claims.results import ClaimLog, ClaimResult, dtype_verdicts, dtypes_why_not
 
 ENV_IMPL = "CLAIMS_LSTM_IMPL"
 REPLAY_OUT = "lstm-claims-replay"
@@ -316,6 +316,7 @@ def reproduce_command(config, case: CheckCase) -> str:
 
 
 def run_case_in_session(request, case: CheckCase) -> None:
+    from lstm_claims.claims.low_precision import examples_scale
     from lstm_claims.runner import ImplementationRaised, run_case
 
     __tracebackhide__ = True
@@ -336,7 +337,8 @@ def run_case_in_session(request, case: CheckCase) -> None:
         settings_ = hypothesis.settings(settings_, phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
     try:
         run_case(case, st["cut"] if case.check.through_impl else None, log, settings_=settings_,
-                 session_seed=st["seed"], reproduce=reproduce_command(config, case))
+                 session_seed=st["seed"], reproduce=reproduce_command(config, case),
+                 examples_scale=examples_scale(case.dtype, st["profile"]))
     except ImplementationRaised as exc:
         st["impl_raised"] = {"case": case.id, "phase": exc.phase, "message": str(exc),
                              "error": f"{type(exc.original).__name__} in its {exc.phase}"}
@@ -472,6 +474,9 @@ def claims_payload(config) -> dict:
     rerun = f"lstm-claims run --lstm-impl={st['spec']} --profile={st['profile']}" + (
         f" --seed={st['seed']}" if st["seed"] is not None else "")
     xf = xfails_report(config)
+    late = len(st["order"])  # the case logs in collection order (as _fold folds them), for the per-dtype verdicts
+    ordered = [(st["item_cases"].get(n), st["case_logs"][n]) for n in sorted(st["case_logs"],
+                                                                              key=lambda n: st["order"].get(n, late))]
     out = {}
     for claim in all_claims():
         cid, r = claim.id, results.get(claim.id)
@@ -480,6 +485,7 @@ def claims_payload(config) -> dict:
                  "checks": [c.name for c in claim.checks]}
         raw = r.to_json() if r else {}
         entry["verdict"] = r.verdict(unconditional=claim.unconditional) if r else "not-run"
+        entry["dtypes"], entry["dtypes_why_not"] = dtype_verdicts(claim, ordered), dtypes_why_not(claim)
         for key in ("examples", "passed", "failed", "xfailed", "xpassed", "skipped"):
             entry[key] = raw.get(key, 0)
         entry["expected_failure"] = bool(entry["xfailed"]) and not entry["failed"]

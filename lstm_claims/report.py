@@ -347,6 +347,8 @@ def render(out_dir: Path) -> Path:
         data = json.loads(claims_path.read_text(encoding="utf-8"))
         body.append(_summary_html(data))  # the first screen: counts, sentences, the central picture
         body.append(_claims_html(data))
+        from lstm_claims.report_dtypes import dtypes_html  # the per-dtype verdicts (issue 12)
+        body.append(dtypes_html(data))
     else:
         body.append("<p>No claims.json here: run <code>lstm-claims run</code>.</p>")
     if bench_path.exists():

@@ -186,3 +186,39 @@ class ClaimLog:
             fields_["failures"] = [tuple(f) for f in fields_.get("failures", [])]
             log.results[cid] = ClaimResult(**fields_)
         return log
+
+
+# --- per-dtype verdicts (claims.json "dtypes") -------------------------------------------------------
+
+DTYPE_NAMES = ("float64", "float32", "bfloat16", "float16")
+NOT_CHECKED = "not-checked"  # no check of the claim runs in this dtype (the record says why: "dtypes_why_not")
+
+
+def dtype_verdicts(claim, case_logs) -> dict:
+    """The claim's verdict in each dtype: {"float64": ..., "float32": ..., "bfloat16": ..., "float16": ...}.
+
+    `case_logs`: (CheckCase, ClaimLog) pairs of this run in collection order (one log per case: what the
+    runner recorded and the test's outcome). A dtype's verdict is the verdict rule above applied to the
+    cases run in that dtype, folded in order: `failed` if one of them failed, `refuted` if they passed and
+    one recorded a counterexample, `not-run` if none ran (deselected device, skipped), and NOT_CHECKED when
+    no check of the claim lists the dtype. Checks without a dtype (symbolic proofs) enter no dtype's verdict.
+    """
+    listed = {d for check in claim.checks for d in check.dtypes}
+    out = {}
+    for name in DTYPE_NAMES:
+        if name not in listed:
+            out[name] = NOT_CHECKED
+            continue
+        result = ClaimResult(claim.id)
+        for case, log in case_logs:
+            if case is not None and case.claim_id == claim.id and case.dtype is not None \
+                    and str(case.dtype).replace("torch.", "") == name and claim.id in log.results:
+                result.merge(log.results[claim.id])
+        out[name] = result.verdict(unconditional=claim.unconditional)
+    return out
+
+
+def dtypes_why_not(claim) -> dict:
+    """{check name: why it does not run in the low-precision dtypes} for the claim's checks that leave
+    them out (Check.dtypes_why_not), so the report can say why a dtype reads not-checked."""
+    return {c.name: c.dtypes_why_not for c in claim.checks if getattr(c, "dtypes_why_not", "")}

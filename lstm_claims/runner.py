@@ -87,12 +87,13 @@ def case_seed(session_seed: int, case: CheckCase) -> int:
 
 
 def run_case(case: CheckCase, cut, log, *, settings_: settings, session_seed: int | None = None,
-             reproduce: str = "", strategy=None) -> None:
+             reproduce: str = "", strategy=None, examples_scale: float = 1.0) -> None:
     """Run `case` on `cut` (None for checks that do not run the implementation), recording into `log`.
 
     Raises the check's ClaimViolation (or any other exception) when it fails; Hypothesis
     prints the minimal example, with the case id and `reproduce` as notes. `strategy`
-    replaces the check's own (for the kit's meta tests).
+    replaces the check's own (for the kit's meta tests). `examples_scale` multiplies the check's
+    max_examples_scale (the plugin's per-dtype budget: claims/low_precision.py).
     """
     __tracebackhide__ = True
     check = case.check
@@ -140,7 +141,7 @@ def run_case(case: CheckCase, cut, log, *, settings_: settings, session_seed: in
         test = given(strategy if strategy is not None else check.strategy(case.device, case.dtype))(inner)
         for value in reversed(check.examples):
             test = example(value)(test)
-        scale = check.max_examples_scale
+        scale = check.max_examples_scale * examples_scale
         test = settings(settings_, max_examples=max(1, round(settings_.max_examples * scale)))(test)
         if session_seed is not None and not settings_.derandomize:
             test = hypothesis_seed(case_seed(session_seed, case))(test)

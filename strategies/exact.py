@@ -25,6 +25,9 @@ Helpers:
 - `exact_array(draw, shape, exp, *, exact_in)`: a float64 tensor of such values in
   [lo, hi] times 2^exp, rounded to exact_in (optionally with distinct elements).
 - `max_finite_exp(exact_in)` etc.: the range figures strategies clamp their exponents to.
+- `exact_for(dtype)`, `per_dtype(make)`: a Check.strategy drawing values exact in the dtype
+  each case runs in (float32-exact for float64 and float32, as always; bfloat16- and
+  float16-exact for those), so a low-precision case sees no rounding of its inputs.
 """
 from __future__ import annotations
 
@@ -177,3 +180,18 @@ def fit_exps(name: str, exps: tuple[int, int], bound, *, exact_in: torch.dtype) 
         raise InvalidArgument(f"{name}={exps}: even 2^{lo} overflows exact_in={exact_in} "
                               f"(largest finite value {torch.finfo(exact_in).max:g}) in the values this strategy forms")
     return lo, new_hi
+
+
+def exact_for(dtype) -> torch.dtype:
+    """The dtype a case in `dtype` draws its values exact in: float32 for float64, float32 and no dtype
+    (the draws the suite always made, so their seeded examples do not change), the dtype itself
+    when it is narrower (bfloat16, float16: the cell then sees exactly the reference's inputs)."""
+    if dtype in (torch.bfloat16, torch.float16):
+        return dtype
+    return DEFAULT_EXACT_IN
+
+
+def per_dtype(make):
+    """A Check.strategy: make(exact_in=exact_for(dtype)) for each case's dtype (make: a strategy
+    factory taking `exact_in`, e.g. step_problems or functools.partial(kernel_step_problems, ...))."""
+    return lambda device, dtype: make(exact_in=exact_for(dtype))

@@ -42,14 +42,18 @@ REGIMES = ("representable", "overflowing", "non-finite")
 # Per dtype: (smallest scale exponent, largest scale exponent with a finite sum of squares
 # over up to 48 elements: 2 e + log2(48) < emax + 1, with 2 bits to spare, and the exponent
 # from which a single square overflows: e >= (emax + 1) / 2).
-_RANGES = {torch.float32: (-150, 56, 65, 127), torch.float64: (-1080, 504, 513, 1023)}
+# bfloat16 has float32's exponent range (smallest subnormal 2^-133); float16's largest finite value
+# is 65504 < 2^16 (sums of squares of up to 48 elements stay finite for e <= 4: 2 e + log2(48) < 16 - 2;
+# a single square overflows from m 2^9, m >= 1/2: 2^16 > 65504), its smallest subnormal 2^-24.
+_RANGES = {torch.float32: (-150, 56, 65, 127), torch.float64: (-1080, 504, 513, 1023),
+           torch.bfloat16: (-134, 56, 65, 127), torch.float16: (-25, 4, 9, 15)}
 
 
 def _dtype_ranges(dtype):
     try:
         return _RANGES[dtype]
     except KeyError:
-        raise InvalidArgument(f"dtype must be torch.float32 or torch.float64, got {dtype!r}") from None
+        raise InvalidArgument(f"dtype must be one of {', '.join(map(str, _RANGES))}, got {dtype!r}") from None
 
 
 @st.composite

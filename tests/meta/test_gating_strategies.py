@@ -134,7 +134,7 @@ def test_sequences_without_feedback_have_w_hh_zero_and_exact_inputs(seq):
 
 
 @PROMISE
-@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]))
 def test_gradient_regimes_keep_their_promises(data, dtype):
     rep = data.draw(gradient_sets(dtype=dtype))
     assert all(bool(torch.isfinite(g.to(dtype)).all()) for g in rep) and not _sum_sq_overflows(rep, dtype)
@@ -160,7 +160,7 @@ def test_random_sequence_is_deterministic_and_exact():
     (lambda: separated_forget_sequences(feedback="yes"), "feedback"),
     (lambda: sequences(max_steps=0), "max_steps"),
     (lambda: sequences(hidden_feedback=1), "hidden_feedback"),
-    (lambda: gradient_sets(dtype=torch.float16), "dtype"),
+    (lambda: gradient_sets(dtype=torch.int32), "dtype"),
     (lambda: gradient_sets(dtype=torch.float32, regime="huge"), "regime"),
     (lambda: gradient_sets(dtype=torch.float32, max_numel=13), "max_numel"),
     (lambda: max_norms(min_exp=5, max_exp=1), "min_exp"),

@@ -1,0 +1,47 @@
+"""L0 under autocast: the float32 module run under torch.autocast("cpu", dtype=torch.bfloat16).
+
+Mixed precision as most LSTMs are trained: the module and its inputs stay float32, and autocast
+runs the matrix products (linear, matmul, addmm) in bfloat16 with float32 accumulation, rounding
+their inputs to bfloat16 first. The values are drawn bfloat16-exact (strategies: exact_in), so
+that rounding is exact and no input rounding enters the comparison; every op then computes in
+bfloat16 or float32, each no less accurate than the all-bfloat16 computation that L0's bfloat16
+tolerance bounds (claims/tolerances.py, float32 accumulation). So the forward values and the VJPs
+are compared with the float64 reference within the bfloat16 tolerances. (CUDA autocast, float16
+and bfloat16, runs the same check on a GPU: not run on this CPU-only machine.)
+"""
+from __future__ import annotations
+
+import torch
+
+from lstm_claims.claims import through_cell
+from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
+from lstm_claims.claims.violation import assert_within, where
+from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
+from lstm_claims.strategies import step_problems
+
+AUTOCAST_DTYPE = torch.bfloat16
+WHY = "L0's bfloat16 rounding bound (float32 accumulation): autocast computes no op in less than bfloat16"
+
+
+def autocast_problems():
+    return step_problems(exact_in=AUTOCAST_DTYPE)
+
+
+def check_autocast(cut, problem, device, dtype) -> dict:
+    """Forward and VJPs of the `dtype` (float32) module under autocast to bfloat16, against the reference."""
+    __tracebackhide__ = True
+    p = problem
+    ctx = f"{where(device, dtype)} under torch.autocast({device}, bfloat16), B={p.batch} m={p.input_size} n={p.hidden_size}"
+    with torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST_DTYPE):
+        h_cell, c_cell = through_cell.forward(cut, p, device, dtype)
+        got = through_cell.vjps(cut, p, device, dtype)
+    h_ref, c_ref = lstm_step(p.params, p.x, p.h, p.c)
+    tol = forward_tolerance(p.params, p.x, p.h, p.c, AUTOCAST_DTYPE)
+    worst = max(assert_within("L0", "c_next", c_cell, c_ref, tol["c_next"], context=ctx, why=WHY),
+                assert_within("L0", "h_next", h_cell, h_ref, tol["h_next"], context=ctx, why=WHY))
+    ref = lstm_step_vjp(p.params, p.x, p.h, p.c, p.v_h, p.v_c).as_dict()
+    vtol = vjp_tolerance(p.params, p.x, p.h, p.c, p.v_h, p.v_c, AUTOCAST_DTYPE)
+    for name in ref:
+        worst = max(worst, assert_within("L0", f"d(v·out)/d{name}", got[name], ref[name], vtol[name],
+                                         context=ctx, why=WHY))
+    return {"autocast_worst_error_over_allowed": worst}

@@ -1,0 +1,100 @@
+"""Buggy LSTM cells that are wrong only in low precision (bfloat16, float16).
+
+Each is correct in float64 and float32 (it computes exactly what a correct cell computes
+there), so only the low-precision cases of the claim suite can catch it; `LOW_PRECISION_MUTANTS`
+records the bug, the dtypes it shows in, and the claims that must catch it there, each
+established by running the in-process checks in those dtypes
+(tests/meta/test_low_precision_catalogue.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lstm_claims.reference.reference_cell import ReferenceLSTMCell
+
+HALF = (torch.bfloat16, torch.float16)
+
+
+class _SlipFunction(torch.autograd.Function):
+    """The LSTM step with a hand-written backward; σ'(a^f) is 10% too large in half precision only."""
+
+    @staticmethod
+    def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
+        a = x @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
+        ai, af, ag, ao = a.chunk(4, 1)
+        i, f, g, o = torch.sigmoid(ai), torch.sigmoid(af), torch.tanh(ag), torch.sigmoid(ao)
+        c_next = f * c + i * g
+        t = torch.tanh(c_next)
+        ctx.save_for_backward(x, h, c, w_ih, w_hh, i, f, g, o, t)
+        return o * t, c_next
+
+    @staticmethod
+    def backward(ctx, gh, gc):
+        x, h, c, w_ih, w_hh, i, f, g, o, t = ctx.saved_tensors
+        dc = gc + gh * o * (1 - t * t)
+        ds_f = f * (1 - f)
+        if x.dtype in HALF:
+            # The slip: a half-precision branch of the kernel (pytorch PR #4611: a fused cell's backward
+            # wrong for float16 only) with the forget gate's derivative 10% too large.
+            ds_f = ds_f * 1.1
+        da = torch.cat([dc * g * i * (1 - i), dc * c * ds_f, dc * i * (1 - g * g), gh * t * o * (1 - o)], 1)
+        db = da.sum(0)
+        return da @ w_ih, da @ w_hh, dc * f, da.t() @ x, da.t() @ h, db, db
+
+
+class HalfForgetDerivativeSlip(ReferenceLSTMCell):
+    """Backward: σ'(a^f) is 1.1 σ(a^f)(1 - σ(a^f)) in bfloat16 and float16 (a 10% error in a gate's derivative)."""
+
+    def forward(self, x, state):
+        h, c = state
+        return _SlipFunction.apply(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class TanhAsSinhOverCosh(ReferenceLSTMCell):
+    """tanh(c_t) as sinh(c) / cosh(c) with c clamped to ±20 first ("tanh(20) is 1 in float64 already"):
+    exact enough in float64, float32 and bfloat16, but cosh(c) overflows float16 (65504) at |c| > 11.1
+    and the quotient is inf / inf = NaN: an overflow only float16 reaches."""
+
+    def forward(self, x, state):
+        h, c = state
+        a = x @ self.weight_ih.t() + self.bias_ih + h @ self.weight_hh.t() + self.bias_hh
+        ai, af, ag, ao = a.chunk(4, 1)
+        c_next = torch.sigmoid(af) * c + torch.sigmoid(ai) * torch.tanh(ag)
+        cc = c_next.clamp(-20.0, 20.0)
+        return torch.sigmoid(ao) * (torch.sinh(cc) / torch.cosh(cc)), c_next
+
+
+class Float16StateKeptInBfloat16(ReferenceLSTMCell):
+    """A mixed-precision kernel that keeps the cell state in bfloat16 (8 significant bits) when asked for
+    float16 (11 bits): c_t rounded to bfloat16 before it is returned and used. Exact in every other dtype."""
+
+    def forward(self, x, state):
+        h, c = state
+        h_next, c_next = super().forward(x, state)
+        if x.dtype == torch.float16:
+            c_next = c_next.to(torch.bfloat16).to(torch.float16)
+            h_next = torch.sigmoid((x @ self.weight_ih.t() + self.bias_ih + h @ self.weight_hh.t()
+                                    + self.bias_hh).chunk(4, 1)[3]) * torch.tanh(c_next)
+        return h_next, c_next
+
+
+@dataclass(frozen=True)
+class LowPrecisionMutant:
+    name: str
+    spec: str  # --lstm-impl
+    dtypes: tuple  # the dtypes it is wrong in (torch dtypes)
+    must_fail: tuple  # claim IDs whose checks fail on it in each of those dtypes, measured (see the test)
+    shows: str
+
+
+_M = "tests.cells.low_precision_mutants:"
+LOW_PRECISION_MUTANTS = (
+    LowPrecisionMutant("forget-gate derivative 10% off in half precision", _M + "HalfForgetDerivativeSlip",
+                       HALF, ("L0",), "backward, bfloat16 and float16 only"),
+    LowPrecisionMutant("tanh as sinh/cosh (float16 overflow)", _M + "TanhAsSinhOverCosh",
+                       (torch.float16,), ("L0",), "forward, float16 with |c_t| > 11 only"),
+    LowPrecisionMutant("float16 cell state kept in bfloat16", _M + "Float16StateKeptInBfloat16",
+                       (torch.float16,), ("L0",), "forward, float16 only"),
+)
