@@ -28,15 +28,22 @@ def run_claims(*args, env_impl=None, files=(SUITE_FILE,), ids="L0"):
 
 
 def test_correct_cell_exits_0_and_header_names_it():
-    rc, out = run_claims("--lstm-impl=tests.cells.correct:FusedLSTMStep")
+    rc, out = run_claims("-v", "--lstm-impl=tests.cells.correct:FusedLSTMStep")  # -v: the per-case lines too
     assert rc == 0, out
     assert "cell under test tests.cells.correct:FusedLSTMStep (from --lstm-impl)" in out
     assert "profile ci" in out
-    assert "test_claim[L0-forward-cpu-float32] PASSED" in run_claims("-v", "--lstm-impl=tests.cells.correct:FusedLSTMStep")[1]
+    assert "test_claim[L0-forward-cpu-float32] PASSED" in out
 
 
-def test_buggy_cell_exits_1_naming_the_claim():
-    rc, out = run_claims("--lstm-impl=tests.cells.mutants:GateOrderIFOG")
+@pytest.fixture(scope="module")
+def buggy_cell_from_the_environment():
+    """One run (each costs seconds of interpreter start and collection) for the two tests below: a buggy
+    cell named only by $CLAIMS_LSTM_IMPL (--lstm-impl is tested on the correct cell above)."""
+    return run_claims(env_impl="tests.cells.mutants:GateOrderIFOG")
+
+
+def test_buggy_cell_exits_1_naming_the_claim(buggy_cell_from_the_environment):
+    rc, out = buggy_cell_from_the_environment
     assert rc == 1, out
     assert "[L0]" in out and "FAILED" in out
     assert "reproduce: lstm-claims run --lstm-impl=tests.cells.mutants:GateOrderIFOG --profile=ci" in out
@@ -44,10 +51,10 @@ def test_buggy_cell_exits_1_naming_the_claim():
     assert "L0 failed: the cell is not the standard LSTM" in out
 
 
-def test_environment_variable_selects_the_cell():
-    rc, out = run_claims(env_impl="tests.cells.mutants:NoInputGate")
+def test_environment_variable_selects_the_cell(buggy_cell_from_the_environment):
+    rc, out = buggy_cell_from_the_environment
     assert rc == 1, out
-    assert "tests.cells.mutants:NoInputGate (from $CLAIMS_LSTM_IMPL)" in out
+    assert "cell under test tests.cells.mutants:GateOrderIFOG (from $CLAIMS_LSTM_IMPL)" in out
 
 
 @pytest.mark.parametrize("spec", ["tests.cells.broken:ReturnsOnlyH", "tests.cells.nonexistent:Cell"])
