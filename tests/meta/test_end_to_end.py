@@ -18,12 +18,19 @@ PLAIN = ("L0-forward-cpu-float64,L0-forward-cpu-float32,L0-backward-cpu-float64,
          "V1-rnn-step-jacobian-cpu-float64,V1-symbolic")
 
 
-def run_claims(*args, env_impl=None, files=(SUITE_FILE,), ids="L0"):
+# A buggy cell's failing cases are each shrunk (about 20 s of CPU per case on 2 cores): the runs on buggy cells
+# select L0's forward cases only, which every buggy cell here fails (its backward adds nothing to the plumbing),
+# and only the float64 one where the test does not tell the dtypes apart.
+FORWARD = "L0-forward-cpu-float64,L0-forward-cpu-float32"
+FORWARD64 = "L0-forward-cpu-float64"
+
+
+def run_claims(*args, env_impl=None, files=(SUITE_FILE,), ids="L0", select=PLAIN):
     env = {k: v for k, v in os.environ.items() if k != "CLAIMS_LSTM_IMPL"}
     if env_impl:
         env["CLAIMS_LSTM_IMPL"] = env_impl
     proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-m", "claims", "-p", "no:cacheprovider",
-                           f"--claims-ids={ids}", f"--claims-select={PLAIN}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           f"--claims-ids={ids}", f"--claims-select={select}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -39,7 +46,7 @@ def test_correct_cell_exits_0_and_header_names_it():
 def buggy_cell_from_the_environment():
     """One run (each costs seconds of interpreter start and collection) for the two tests below: a buggy
     cell named only by $CLAIMS_LSTM_IMPL (--lstm-impl is tested on the correct cell above)."""
-    return run_claims(env_impl="tests.cells.mutants:GateOrderIFOG")
+    return run_claims(env_impl="tests.cells.mutants:GateOrderIFOG", select=FORWARD64)
 
 
 def test_buggy_cell_exits_1_naming_the_claim(buggy_cell_from_the_environment):
@@ -68,7 +75,7 @@ def test_contract_breach_exits_2_with_one_message(spec):
 def test_xfails_file_turns_known_departures_into_expected_failures(tmp_path):
     xf = tmp_path / "xfails.txt"
     xf.write_text("L0  # peepholes: the forward is not the standard LSTM by design\n")
-    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}")
+    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", select=FORWARD64)
     assert rc == 0, out
     assert "xfailed" in out and "xfails: L0" in out
 
@@ -97,7 +104,7 @@ def test_xfails_entry_scoped_to_a_device_and_dtype(tmp_path):
     """`L0 cpu float64` expects the float64 failures only: the float32 ones still fail the run."""
     xf = tmp_path / "xfails.txt"
     xf.write_text("L0 cpu float64  # peepholes\n")
-    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", "-rfx")
+    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", "-rfx", select=FORWARD)
     assert rc == 1, out
     assert "XFAIL tests/claims/test_claims.py::test_claim[L0-forward-cpu-float64]" in out
     assert "FAILED tests/claims/test_claims.py::test_claim[L0-forward-cpu-float32]" in out
