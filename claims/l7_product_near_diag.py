@@ -84,7 +84,6 @@ def bound_check(J: torch.Tensor, f: torch.Tensor, *, context: str) -> dict:
         error of the exponent Σ log(1 + ε_t/d_t) itself (claims.tolerances.exp_of_sum_error).
     """
     T, B, n, _ = J.shape
-    eye = torch.eye(n, dtype=torch.float64)
     E = J - torch.diag_embed(f)
     eps = spectral_norm(E)  # (T, B)
     d = torch.clamp(f.abs().amax(-1), min=1.0)  # (T, B): ||D_t|| rounded up to 1

@@ -18,25 +18,39 @@ PLAIN = ("L0-forward-cpu-float64,L0-forward-cpu-float32,L0-backward-cpu-float64,
          "V1-rnn-step-jacobian-cpu-float64,V1-symbolic")
 
 
-def run_claims(*args, env_impl=None, files=(SUITE_FILE,), ids="L0"):
+# A buggy cell's failing cases are each shrunk (about 20 s of CPU per case on 2 cores): the runs on buggy cells
+# select L0's forward cases only, which every buggy cell here fails (its backward adds nothing to the plumbing),
+# and only the float64 one where the test does not tell the dtypes apart.
+FORWARD = "L0-forward-cpu-float64,L0-forward-cpu-float32"
+FORWARD64 = "L0-forward-cpu-float64"
+
+
+def run_claims(*args, env_impl=None, files=(SUITE_FILE,), ids="L0", select=PLAIN):
     env = {k: v for k, v in os.environ.items() if k != "CLAIMS_LSTM_IMPL"}
     if env_impl:
         env["CLAIMS_LSTM_IMPL"] = env_impl
     proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-m", "claims", "-p", "no:cacheprovider",
-                           f"--claims-ids={ids}", f"--claims-select={PLAIN}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           f"--claims-ids={ids}", f"--claims-select={select}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
 
 
 def test_correct_cell_exits_0_and_header_names_it():
-    rc, out = run_claims("--lstm-impl=tests.cells.correct:FusedLSTMStep")
+    rc, out = run_claims("-v", "--lstm-impl=tests.cells.correct:FusedLSTMStep")  # -v: the per-case lines too
     assert rc == 0, out
     assert "cell under test tests.cells.correct:FusedLSTMStep (from --lstm-impl)" in out
     assert "profile ci" in out
-    assert "test_claim[L0-forward-cpu-float32] PASSED" in run_claims("-v", "--lstm-impl=tests.cells.correct:FusedLSTMStep")[1]
+    assert "test_claim[L0-forward-cpu-float32] PASSED" in out
 
 
-def test_buggy_cell_exits_1_naming_the_claim():
-    rc, out = run_claims("--lstm-impl=tests.cells.mutants:GateOrderIFOG")
+@pytest.fixture(scope="module")
+def buggy_cell_from_the_environment():
+    """One run (each costs seconds of interpreter start and collection) for the two tests below: a buggy
+    cell named only by $CLAIMS_LSTM_IMPL (--lstm-impl is tested on the correct cell above)."""
+    return run_claims(env_impl="tests.cells.mutants:GateOrderIFOG", select=FORWARD64)
+
+
+def test_buggy_cell_exits_1_naming_the_claim(buggy_cell_from_the_environment):
+    rc, out = buggy_cell_from_the_environment
     assert rc == 1, out
     assert "[L0]" in out and "FAILED" in out
     assert "reproduce: lstm-claims run --lstm-impl=tests.cells.mutants:GateOrderIFOG --profile=ci" in out
@@ -44,10 +58,10 @@ def test_buggy_cell_exits_1_naming_the_claim():
     assert "L0 failed: the cell is not the standard LSTM" in out
 
 
-def test_environment_variable_selects_the_cell():
-    rc, out = run_claims(env_impl="tests.cells.mutants:NoInputGate")
+def test_environment_variable_selects_the_cell(buggy_cell_from_the_environment):
+    rc, out = buggy_cell_from_the_environment
     assert rc == 1, out
-    assert "tests.cells.mutants:NoInputGate (from $CLAIMS_LSTM_IMPL)" in out
+    assert "cell under test tests.cells.mutants:GateOrderIFOG (from $CLAIMS_LSTM_IMPL)" in out
 
 
 @pytest.mark.parametrize("spec", ["tests.cells.broken:ReturnsOnlyH", "tests.cells.nonexistent:Cell"])
@@ -61,7 +75,7 @@ def test_contract_breach_exits_2_with_one_message(spec):
 def test_xfails_file_turns_known_departures_into_expected_failures(tmp_path):
     xf = tmp_path / "xfails.txt"
     xf.write_text("L0  # peepholes: the forward is not the standard LSTM by design\n")
-    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}")
+    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", select=FORWARD64)
     assert rc == 0, out
     assert "xfailed" in out and "xfails: L0" in out
 
@@ -90,7 +104,7 @@ def test_xfails_entry_scoped_to_a_device_and_dtype(tmp_path):
     """`L0 cpu float64` expects the float64 failures only: the float32 ones still fail the run."""
     xf = tmp_path / "xfails.txt"
     xf.write_text("L0 cpu float64  # peepholes\n")
-    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", "-rfx")
+    rc, out = run_claims("--lstm-impl=tests.cells.mutants:Peephole", f"--xfails-file={xf}", "-rfx", select=FORWARD)
     assert rc == 1, out
     assert "XFAIL tests/claims/test_claims.py::test_claim[L0-forward-cpu-float64]" in out
     assert "FAILED tests/claims/test_claims.py::test_claim[L0-forward-cpu-float32]" in out

@@ -17,7 +17,7 @@ from lstm_claims.claims.long_range_tolerances import unrolled_vjp_bound
 from lstm_claims.claims.violation import ClaimViolation
 from lstm_claims.reference.exploding_construction import fixed_point_example, log_cell_jacobian_norms, nonnegative_row_sums
 from lstm_claims.reference.jacobian_chain import cell_state_factors, full_state_jacobian, unroll
-from lstm_claims.reference.lstm_step import LSTMParams, lstm_step, preactivations
+from lstm_claims.reference.lstm_step import lstm_step, preactivations
 from lstm_claims.reference.unrolled_backward import step_vjp_magnitudes, unrolled_vjp
 from lstm_claims.strategies.gating_sequences import (fixed_point_sequences, random_sequence, separated_forget_sequences,
                                          sequences)

@@ -196,7 +196,6 @@ def trajectory_bounds(params: LSTMParams, xs, run: Unrolled, dh0=None, dc0=None)
 
 def factor_bounds(params: LSTMParams, xs, run: Unrolled):
     """Bounds on the one-step factors: (S_t, the note's J_t), each a Bound of (T, B, ·, ·)."""
-    n = params.hidden_size
     tb = trajectory_bounds(params, xs, run)
     da_i, da_f, da_g, da_o = tb.da.chunk(4, dim=-1)
     W = {k: Bound.exact(params.hh_block(k)) for k in "ifgo"}

@@ -3,10 +3,10 @@
 * The fold: per-case logs merged in collection order equal one log recorded in that order
   (counts, figures by each figure's aggregation, plots concatenated per series label, the first
   counterexample), whatever the grouping of cases into workers (in-process, no subprocess).
-* `lstm-claims run` serially and with `-n 2` on a few claims (a min figure, a plot, refutations)
-  writes the same claims.json (verdicts, counts, examples, figures, counterexamples), prints one
-  header and one progress line per claim; a failing cell gives the same failures and reproduce
-  commands and exit status 1 both ways.
+* `lstm-claims run` serially and with `-n 2`, on a cell that fails some checks and passes others
+  (a min figure, a plot, refutations), writes the same claims.json (verdicts, counts, examples,
+  figures, counterexamples, the failures and their reproduce commands), prints one header and
+  one progress line per claim, and exits 1 both ways.
 * Under xdist the plugin stays inert for a foreign suite, and without xdist it works as before.
 """
 import json
@@ -95,37 +95,38 @@ def _same_report(serial: dict, parallel: dict):
         assert s["figures"] == p["figures"], (cid, {k for k in s["figures"] if s["figures"][k] != p["figures"].get(k)})
 
 
-def test_minus_n_2_writes_the_serial_report(tmp_path):
-    """L3 (a min figure), L7 (a plot accumulated over examples, refuted), V3 (refuted, one example)."""
-    args = ("--claims", "L3,L7,V3", "--device", "cpu")
-    rc_s, out_s, serial = _cli(tmp_path / "serial", *args)
-    rc_p, out_p, parallel = _cli(tmp_path / "parallel", *args, workers=2)
-    assert rc_s == rc_p == 0, out_s + out_p
+# One comparison covers both sides of the fold (each pair of runs costs a minute or more on 2 cores): a
+# kernel-regime mutant (tests/cells/kernel_mutants.py: the standard LSTM but for widths past a 128-wide
+# tile) fails L0's kernel-size checks in both dtypes on their explicit examples, while L3 (a min figure),
+# L7 (a plot accumulated over examples, refuted) and V3 (refuted, one example) run at smaller widths,
+# where the cell is correct, and keep their verdicts.
+FAILING_CASES = ["L0-forward-kernel-sizes-cpu-float64", "L0-forward-kernel-sizes-cpu-float32"]
+COMPARED = ("--claims", "L0,L3,L7,V3", "--device", "cpu", "--lstm-impl", "tests.cells.kernel_mutants:TileTailBug",
+            "--select", ",".join([*FAILING_CASES, "L3-distance-from-identity-cpu-float64",
+                                  "L3-distance-from-identity-cpu-float32", "L7-bound-through-cell-cpu-float64",
+                                  "L7-bound-through-cell-cpu-float32", "L7-bound-long-closed-forms", "L7-symbolic",
+                                  "V3-norm-and-rate-measured-cpu"]))
+
+
+def test_minus_n_2_writes_the_serial_report_passing_and_failing_checks_alike(tmp_path):
+    rc_s, out_s, serial = _cli(tmp_path / "serial", *COMPARED)
+    rc_p, out_p, parallel = _cli(tmp_path / "parallel", *COMPARED, workers=2)
+    assert rc_s == rc_p == 1, out_s + out_p
     _same_report(serial, parallel)
-    verdicts = {cid: parallel["claims"][cid]["verdict"] for cid in ("L3", "L7", "V3")}
-    assert verdicts == {"L3": "holds-under-condition", "L7": "refuted", "V3": "refuted"}
+    verdicts = {cid: parallel["claims"][cid]["verdict"] for cid in ("L0", "L3", "L7", "V3")}
+    assert verdicts == {"L0": "failed", "L3": "holds-under-condition", "L7": "refuted", "V3": "refuted"}
     assert parallel["claims"]["L7"]["aggregation"]["plot_bound_vs_observed"] == "points"
     assert "2 workers" in out_p
     assert out_p.count("lstm-claims 0.2.0: cell under test") == 1, out_p  # one header, the controller's
-    for cid in ("L3", "L7", "V3"):  # the progress line and the summary line of each claim, as in the serial run
+    for cid in ("L0", "L3", "L7", "V3"):  # the progress line and the summary line of each claim, as in the serial run
         lines_s = [ln[ln.index(cid):] for ln in out_s.splitlines() if f"{cid}  {verdicts[cid]}" in ln]
         lines_p = [ln[ln.index(cid):] for ln in out_p.splitlines() if f"{cid}  {verdicts[cid]}" in ln]
         assert len(lines_s) == 2 and lines_p == lines_s, (lines_s, lines_p)
-
-
-def test_minus_n_2_reports_a_failing_cell_as_a_serial_run_does(tmp_path):
-    args = ("--claims", "L0", "--device", "cpu", "--lstm-impl", "tests.cells.mutants:NoInputGate",
-            "--select", "L0-forward-cpu-float32,L0-forward-cpu-float64")
-    rc_s, out_s, serial = _cli(tmp_path / "serial", *args)
-    rc_p, out_p, parallel = _cli(tmp_path / "parallel", *args, workers=2)
-    assert rc_s == rc_p == 1, out_s + out_p
-    _same_report(serial, parallel)
+    # the failures: the same ones, in collection order (float64 first), not the order the workers finished in
     l0 = parallel["claims"]["L0"]
-    assert l0["verdict"] == "failed" and l0["failed"] == 2 and len(l0["failures"]) == 2
-    # collection order (float64 first), not the order the workers finished in
-    assert [f[0] for f in l0["failures"]] == ["L0-forward-cpu-float64", "L0-forward-cpu-float32"]
-    assert "--select=L0-forward-cpu-float64" in l0["reproduce"]
-    assert "reproduce: lstm-claims run --lstm-impl=tests.cells.mutants:NoInputGate" in out_p
+    assert l0["failed"] == 2 and [f[0] for f in l0["failures"]] == FAILING_CASES
+    assert f"--select={FAILING_CASES[0]}" in l0["reproduce"]
+    assert "reproduce: lstm-claims run --lstm-impl=tests.cells.kernel_mutants:TileTailBug" in out_p
 
 
 # --- inert for a foreign suite under xdist; working without xdist -----------------------------------------
