@@ -211,6 +211,12 @@ def _check_parameters(spec, cell, m, n, device, dtype):
         raise CellContractError(f"{spec}: " + "; ".join(problems))
 
 
+def _autocast_output(t, x) -> bool:
+    """Under torch.autocast an output in the autocast dtype is the contract (CUDA's LSTMCell returns bfloat16)."""
+    kind = x.device.type
+    return torch.is_autocast_enabled(kind) and t.dtype == torch.get_autocast_dtype(kind)
+
+
 def _check_output(spec, out, x, h):
     if not isinstance(out, (tuple, list)) or len(out) != 2 or not all(isinstance(t, torch.Tensor) for t in out):
         raise CellContractError(f"{spec}: cell(x, (h, c)) must return a pair of tensors (h_next, c_next), "
@@ -219,7 +225,7 @@ def _check_output(spec, out, x, h):
         if tuple(t.shape) != tuple(h.shape):
             raise CellContractError(f"{spec}: {name} has shape {tuple(t.shape)}, expected (batch, hidden_size) = "
                                     f"{tuple(h.shape)}")
-        if t.dtype != x.dtype:
+        if t.dtype != x.dtype and not _autocast_output(t, x):
             raise CellContractError(f"{spec}: {name} has dtype {t.dtype} for inputs of dtype {x.dtype}")
 
 

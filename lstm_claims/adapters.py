@@ -282,6 +282,10 @@ class TorchLSTM(SequenceAdapter):
         batch_first = layout == "batch_first"
         module = self.batch_first_module if batch_first else self.module
         x = xs.transpose(0, 1).contiguous() if batch_first else xs  # a real batch-first tensor, contiguous
-        out = functional_call(module, self.mapped_parameters(), (x, (with_layer_dim(h0), with_layer_dim(c0))))
+        # States of torch.nn.LSTM's contract are (1, B, n) tensors of their own: cuDNN refuses a strided
+        # one ("rnn: hx is not contiguous", torch 2.11, H200), and a strided (B, n) view of the kit's
+        # layout check has no counterpart in that contract.
+        state = (with_layer_dim(h0).contiguous(), with_layer_dim(c0).contiguous())
+        out = functional_call(module, self.mapped_parameters(), (x, state))
         hs, h_n, c_n = _lstm_output(self.spec, out, T=T, B=B, n=self.hidden_size, batch_first=batch_first)
         return hs, (h_n, c_n)

@@ -251,6 +251,35 @@ def _load_and_check(st) -> CellUnderTest:
     return cut
 
 
+def _float32_settings() -> list:
+    """The objects whose TF32 setting the session switches off: torch >= 2.9's per-backend fp32_precision
+    (matmul, cuDNN conv, cuDNN RNN) when it has them, else the legacy allow_tf32 flags."""
+    cudnn = torch.backends.cudnn
+    if hasattr(getattr(cudnn, "rnn", None), "fp32_precision"):
+        return [(torch.backends.cuda.matmul, "fp32_precision", "ieee"), (cudnn.conv, "fp32_precision", "ieee"),
+                (cudnn.rnn, "fp32_precision", "ieee")]
+    return [(torch.backends.cuda.matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
+
+
+def _ieee_float32() -> list:
+    """Float32 tolerances assume IEEE float32 products: TF32 off, returning what to restore.
+
+    On torch >= 2.9 only the new API is used: allow_tf32 = False does not reach cuDNN's RNNs there
+    (torch 2.11 on an H200: torch.backends.cudnn.rnn.fp32_precision stayed "tf32", and torch.nn.LSTM's
+    float32 outputs were about 1900 u off at m = n = 1, against about 120 u with "ieee"), and reading
+    a legacy flag after setting the new ones raises (torch refuses a mix of the two APIs)."""
+    saved = []
+    for obj, attr, value in _float32_settings():
+        saved.append((obj, attr, getattr(obj, attr)))
+        setattr(obj, attr, value)
+    return saved
+
+
+def _restore_float32(saved: list) -> None:
+    for obj, attr, value in saved:
+        setattr(obj, attr, value)
+
+
 def _write_header(config) -> None:
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
@@ -274,10 +303,7 @@ def pytest_collection_finish(session):
     # Session-wide settings the checks assume, restored in pytest_sessionfinish: float32 tolerances
     # assume IEEE float32 products (TF32's 10-bit mantissa would break them on Ampere+ GPUs), and the
     # checks' many small ops gain nothing from extra threads.
-    st["restore"] = {"threads": torch.get_num_threads(), "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-                     "tf32_cudnn": torch.backends.cudnn.allow_tf32}
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    st["restore"] = {"threads": torch.get_num_threads(), "float32": _ieee_float32()}
     torch.set_num_threads(session.config.getoption("claims_threads"))
     if st["role"] != "worker":
         _write_header(session.config)
@@ -530,8 +556,7 @@ def pytest_sessionfinish(session, exitstatus):
     restore = st["restore"]
     if restore:
         torch.set_num_threads(restore["threads"])
-        torch.backends.cuda.matmul.allow_tf32 = restore["tf32_matmul"]
-        torch.backends.cudnn.allow_tf32 = restore["tf32_cudnn"]
+        _restore_float32(restore["float32"])
     if st["role"] == "worker":
         # What this worker's cases recorded, for the controller (pytest_testnodedown); the outcomes
         # reach the controller in the test reports.
