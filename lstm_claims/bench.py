@@ -105,12 +105,15 @@ def run_benchmarks(out_dir: Path, *, extra_pytest_args=(), smoke: bool = False,
         # The folder's own pytest.ini and rootdir: the caller's pytest configuration and conftest files
         # (wherever the command is run from) play no part.
         cmd = [sys.executable, "-m", "pytest", *map(str, paths), "-c", str(bench_dir / "pytest.ini"),
-               f"--rootdir={bench_dir}", "-p", "no:cacheprovider", "-q",
+               # Never under pytest-xdist (pytest-benchmark disables timing there), even when the
+               # caller's own run is an xdist worker.
+               f"--rootdir={bench_dir}", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
                f"--junitxml={junit_path}", "--benchmark-columns=median,iqr,stddev,rounds",
                "--benchmark-sort=name"]
         cmd += [f"--benchmark-json={raw_path}"] if timed else ["--benchmark-disable"]
         cmd += extra + list(extra_pytest_args)
-        rcs.append(subprocess.run(cmd, cwd=out_dir).returncode)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+        rcs.append(subprocess.run(cmd, cwd=out_dir, env=env).returncode)
         commands.append(cmd)
         raws.append(json.loads(raw_path.read_text()) if raw_path.exists() else None)
         junits.append(junit_path if junit_path.exists() else None)

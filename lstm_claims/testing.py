@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from lstm_claims.claims.cell_under_test import CellUnderTest, check_contract
-from lstm_claims.claims.record import CheckCase, cases_of
+from lstm_claims.claims.record import DTYPES, CheckCase, cases_of
 from lstm_claims.claims.registry import CLAIM_IDS, all_claims
 from lstm_claims.profiles import profile_settings
 from lstm_claims.results import ClaimLog
@@ -51,16 +51,17 @@ class _Check:
         return f"check {self.case.id}"
 
 
-def parametrize_with_checks(impls, *, claims=CLAIM_IDS, devices=("cpu", "cuda"), checks=None, profile: str = "ci"):
+def parametrize_with_checks(impls, *, claims=CLAIM_IDS, devices=("cpu", "cuda"), checks=None, profile: str = "ci",
+                            dtypes=tuple(DTYPES)):
     """A pytest.mark.parametrize over (impl, check) for every implementation in `impls` (MODULE:ATTR specs)
     and every check of `claims` that runs the implementation under test (only those named in `checks`,
-    e.g. ("forward", "backward"), when given)."""
+    e.g. ("forward", "backward"), when given), in each of its dtypes within `dtypes` (default: all four)."""
     if isinstance(impls, str):
         impls = [impls]
     profile_settings(profile)  # one clear error for an unknown profile
     params = []
     for impl in impls:
-        for case in cases_of(all_claims(tuple(claims)), devices=devices):
+        for case in cases_of(all_claims(tuple(claims)), devices=devices, dtypes=tuple(dtypes)):
             if not case.check.through_impl or (checks is not None and case.check.name not in checks):
                 continue
             marks = []

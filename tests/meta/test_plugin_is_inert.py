@@ -57,7 +57,7 @@ def test_pyargs_runs_the_installed_claim_suite_in_a_users_run(tmp_path):
                          "--claims-ids=L1,L3", "--claims-device=cpu", "-q")
     assert rc == 0, out
     assert "lstm-claims: per-claim summary" in out and "L1  holds" in out and "L3  holds" in out
-    assert "7 passed" in out, out  # L1: 1 check x 2 dtypes and 3 proofs; L3: 1 check x 2 dtypes
+    assert "11 passed" in out, out  # L1: 1 check x 4 dtypes and 3 proofs; L3: 1 check x 4 dtypes
 
 
 def test_parametrize_with_checks_in_a_users_own_module(tmp_path):
