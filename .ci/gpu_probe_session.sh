@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The cuDNN accuracy probe of session 4 (.ci/gpu_probe.py) and the reference cell's G3 on CUDA. Run: bash .ci/gpu_probe_session.sh
 set -u
 export PYTHONPATH="$PWD" PYTEST_PLUGINS=lstm_claims.plugin
 python3 .ci/gpu_probe.py 2>&1 | grep -v Warning

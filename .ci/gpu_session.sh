@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# One device session: what the machine has, then .ci/gpu with the checkout on the import path; logs to $OUT.
+# One device session (the device tool's machine has torch with CUDA but not the kit): what the machine
+# has, then .ci/gpu with the checkout on the import path and the kit's pytest plugin named (its entry
+# point exists only when the kit is installed); logs to $OUT. Run: bash .ci/gpu_session.sh
 set -u
 out="${OUT:-/tmp/gpu-out}"
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! python3 -c "import importlib.metadata as m; m.distribution('lstm-claims')" 2>/dev/null; then
+  export PYTEST_PLUGINS=lstm_claims.plugin
+fi
 python3 - <<'PY' 2>&1 | tee "$out/env.txt"
 import importlib
 for m in ("torch", "hypothesis", "sympy", "numpy", "pytest", "pytest_benchmark", "matplotlib", "xdist"):
