@@ -123,6 +123,9 @@ def cmd_run(args) -> int:
            "-q", "--no-header", "-p", "no:cacheprovider", "--claims-progress",
            f"--claims-json={json_path}", f"--claims-profile={args.profile}", f"--claims-device={args.device}",
            "-o", "console_output_style=count"]
+    if not _plugin_registered():
+        # Run from a checkout that is not installed (PYTHONPATH): the pytest11 entry point is absent.
+        cmd += ["-p", "lstm_claims.plugin"]
     if args.seed is not None:
         cmd.append(f"--claims-seed={args.seed}")
     if args.select:
@@ -193,6 +196,16 @@ def _from_the_callers_directory(args) -> None:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     os.environ["PYTHONPATH"] = os.pathsep.join([cwd, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def _plugin_registered() -> bool:
+    """Whether pytest will load the kit's plugin by itself (its pytest11 entry point is installed, or
+    PYTEST_PLUGINS names it)."""
+    from importlib.metadata import entry_points
+
+    if "lstm_claims.plugin" in os.environ.get("PYTEST_PLUGINS", "").split(","):
+        return True
+    return any(ep.value == "lstm_claims.plugin" for ep in entry_points(group="pytest11"))
 
 
 def main(argv=None) -> int:

@@ -190,3 +190,17 @@ def test_fail_fast_stops_at_the_first_failing_check(tmp_path):
     assert sum(c["failed"] for c in data["claims"].values()) == 1
     assert data["claims"]["L0"]["verdict"] == "failed" and data["claims"]["L9"]["verdict"] == "not-run"
     assert "stopping after 1 failures" in out
+
+
+def test_the_cli_names_the_plugin_only_when_pytest_would_not_load_it(monkeypatch):
+    """From a checkout that is not installed (the device machine's case), the suite's pytest gets -p lstm_claims.plugin."""
+    import importlib.metadata
+
+    from lstm_claims import cli as cli_module
+
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)
+    assert cli_module._plugin_registered()  # this test run has the kit installed
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [])
+    assert not cli_module._plugin_registered()
+    monkeypatch.setenv("PYTEST_PLUGINS", "lstm_claims.plugin")
+    assert cli_module._plugin_registered()
