@@ -101,11 +101,19 @@ def run(cut: CellUnderTest, seq: LSTMSequence, device, dtype, *, inject: dict | 
             if out.requires_grad and bool((v != 0).any()):
                 outs.append(out)
                 cots.append(v.to(device=device, dtype=dtype))
+    return CellRun(as64(h0), as64(c0), as64(torch.stack(hs)), as64(torch.stack(cs)),
+                   injected_gradients(cell, outs, cots, h0, c0, xs))
+
+
+def injected_gradients(cell, outs, cots, h0, c0, xs) -> UnrolledGrads:
+    """Σ cotᵀ d(out)/d(h_0, c_0, xs, the four parameters) by one autograd pass, float64 on the CPU; zero where
+    the graph does not reach (a cell and a sequence module alike, claims/unrolled_sequence.py)."""
     wrt = {"h0": h0, "c0": c0, "xs": xs, **{name: getattr(cell, name) for name in PARAM_NAMES}}
     got = torch.autograd.grad(outs, list(wrt.values()), cots, allow_unused=True) if outs else [None] * len(wrt)
-    grads = {name: as64(torch.zeros_like(t) if g is None else g) for (name, t), g in zip(wrt.items(), got)}
+    grads = {name: (torch.zeros_like(t) if g is None else g).detach().to("cpu", torch.float64)
+             for (name, t), g in zip(wrt.items(), got)}
     cell.zero_grad(set_to_none=True)
-    return CellRun(as64(h0), as64(c0), as64(torch.stack(hs)), as64(torch.stack(cs)), UnrolledGrads(**grads))
+    return UnrolledGrads(**grads)
 
 
 WHY = ("one-step rounding bounds of claims/tolerances.py carried backwards through the step's absolute-value "

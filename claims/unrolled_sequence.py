@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from lstm_claims.claims.cell_under_test import PARAM_NAMES, CellUnderTest
+from lstm_claims.claims.cell_under_test import CellUnderTest
 from lstm_claims.reference.lstm_step import LSTMParams, lstm_step
-from lstm_claims.reference.unrolled_backward import LSTMSequence, UnrolledGrads
+from lstm_claims.reference.unrolled_backward import LSTMSequence
 
 
 def _as64(t):
@@ -47,7 +47,8 @@ def reconstructed_cell_states(params: LSTMParams, xs, h0, c0, hs, c_T=None) -> t
 def run_sequence(cut: CellUnderTest, cell, seq: LSTMSequence, T: int, device, dtype, inject: dict | None,
                  *, layout: str = "time_first"):
     """The CellRun of claims/unrolled_cell.run for a sequence module (see the module docstring)."""
-    from lstm_claims.claims.unrolled_cell import CellRun  # the record they share (unrolled_cell imports this module)
+    # What the two runs share (unrolled_cell imports this module, so not at the top).
+    from lstm_claims.claims.unrolled_cell import CellRun, injected_gradients
 
     if inject is None:
         with torch.no_grad():
@@ -70,11 +71,8 @@ def run_sequence(cut: CellUnderTest, cell, seq: LSTMSequence, T: int, device, dt
             if c_t.requires_grad:
                 outs.append(c_t)
                 cots.append(v_c.to(device=device, dtype=dtype))
-    wrt = {"h0": h0, "c0": c0, "xs": xs, **{name: getattr(cell, name) for name in PARAM_NAMES}}
-    got = torch.autograd.grad(outs, list(wrt.values()), cots, allow_unused=True) if outs else [None] * len(wrt)
-    grads = {name: _as64(torch.zeros_like(t) if g is None else g) for (name, t), g in zip(wrt.items(), got)}
-    cell.zero_grad(set_to_none=True)
+    grads = injected_gradients(cell, outs, cots, h0, c0, xs)
     hs64 = _as64(hs)
     cs = reconstructed_cell_states(seq.params, seq.xs[:T], _as64(h0), _as64(c0), hs64, _as64(c_T))
-    return CellRun(_as64(h0), _as64(c0), hs64, cs, UnrolledGrads(**grads))
+    return CellRun(_as64(h0), _as64(c0), hs64, cs, grads)
 
