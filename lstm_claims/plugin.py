@@ -252,29 +252,45 @@ def _load_and_check(st) -> CellUnderTest:
 
 
 def _float32_settings() -> list:
-    """The TF32 flags the session switches off (the legacy allow_tf32 API).
+    """The TF32 settings the session switches off: (object, attribute, value), applied in order.
 
-    Known gap, measured on torch 2.11 with an H200: allow_tf32 = False does not reach cuDNN's RNNs
-    there (torch.backends.cudnn.rnn.fp32_precision stays "tf32"; torch.nn.LSTM's float32 outputs were
-    about 1900 u off at m = n = 1, about 120 u with "ieee"). Setting the new per-backend API as well
-    makes torch refuse every later read of a legacy flag ("a mix of the legacy and new APIs"), which
-    torch's own RNN modules and users' code do: switching the session to the new API throughout is
-    left for a run on a GPU to verify.
+    The legacy allow_tf32 flags first, then, on a torch with the per-backend API (2.9+), its
+    fp32_precision = "ieee" for cuBLAS, cuDNN convolutions and cuDNN RNNs. Why both: measured on
+    torch 2.11 with an H200, allow_tf32 = False alone did not reach cuDNN's RNNs there
+    (torch.backends.cudnn.rnn.fp32_precision stayed "tf32"; torch.nn.LSTM's float32 outputs were
+    about 1900 u off at m = n = 1, about 120 u with "ieee"). Why this order: torch refuses a read
+    of a legacy flag (torch.nn.RNN reads cudnn.allow_tf32) while the legacy and the new settings
+    disagree; with the legacy flag False and both cuDNN operators "ieee" they agree
+    (tests/meta/test_plugin_is_inert.py reads them back and restores them).
     """
     cudnn = torch.backends.cudnn
-    return [(torch.backends.cuda.matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
+    settings = [(torch.backends.cuda.matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
+    for backend in (torch.backends.cuda.matmul, getattr(cudnn, "conv", None), getattr(cudnn, "rnn", None)):
+        if backend is not None and hasattr(backend, "fp32_precision"):
+            settings.append((backend, "fp32_precision", "ieee"))
+    return settings
 
 
 def _ieee_float32() -> list:
-    """Float32 tolerances assume IEEE float32 products: TF32 off, returning what to restore."""
-    saved = []
-    for obj, attr, value in _float32_settings():
-        saved.append((obj, attr, getattr(obj, attr)))
+    """Float32 tolerances assume IEEE float32 products: TF32 off, returning what to restore.
+
+    Every value is read before any is set: a legacy setter also writes the new API's values."""
+    settings = _float32_settings()
+    try:
+        saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in settings]
+    except RuntimeError:
+        # torch refuses to read a legacy flag after the caller set the new API alone: leave the legacy
+        # flags as they are and set the new API only.
+        settings = [s for s in settings if s[1] != "allow_tf32"]
+        saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in settings]
+    for obj, attr, value in settings:
         setattr(obj, attr, value)
     return saved
 
 
 def _restore_float32(saved: list) -> None:
+    """The settings as they were, in the order they were set: the legacy flags, then the new API's values
+    (which the legacy setters overwrote)."""
     for obj, attr, value in saved:
         setattr(obj, attr, value)
 

@@ -11,12 +11,19 @@ thorough: random seeds, 20 times the examples, for nightly runs. The session's s
   printed in the report header and claims.json (`--claims-seed` replays it), and each
   check's seed derives from it and the case id.
 """
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 CI, THOROUGH = "ci", "thorough"
 DEFAULT_PROFILE = CI
 
-_common = dict(deadline=None, print_blob=False, database=None,
+# Every phase but `explain`: after shrinking, Hypothesis's explain phase re-runs the failing check
+# varying each drawn choice to say which could vary freely, and the checks draw tensors choice by
+# choice: measured, a check whose every example failed spent 53 s of its 80 s there (L0's autocast
+# check on tests.cells.broken:WrongDtypeUnderAutocast), 19 s shrinking. The minimal example is
+# printed either way.
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+
+_common = dict(deadline=None, print_blob=False, database=None, phases=PHASES,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
 

@@ -59,3 +59,14 @@ BROKEN = {
     "no such module": ("tests.cells.nonexistent:Cell", "cannot import module"),
     "malformed spec": ("torch.nn.LSTMCell", "must look like MODULE:ATTR"),
 }
+
+
+class WrongDtypeUnderAutocast(ReferenceLSTMCell):
+    """Meets the contract, except under torch.autocast, where it returns float16 (neither the inputs'
+    dtype nor autocast's bfloat16): a contract break on one path, which fails that check alone."""
+
+    def forward(self, x, state):
+        out = super().forward(x, state)
+        if torch.is_autocast_enabled(x.device.type):
+            return tuple(t.to(torch.float16) for t in out)
+        return out

@@ -182,6 +182,21 @@ def test_an_exception_of_the_implementation_is_one_finding_and_blocks_the_rest(t
     assert out.count("1 failed") == 1 and "not checked because of it" in out
 
 
+def test_a_contract_broken_on_one_path_fails_that_check_and_blocks_nothing(tmp_path):
+    """A cell whose outputs take a wrong dtype under autocast only: the autocast check fails naming the
+    contract problem; it is not "the implementation raised", so the other checks still run."""
+    rc, out, err = cli("run", "--device", "cpu", "--lstm-impl", "tests.cells.broken:WrongDtypeUnderAutocast",
+                       "--claims", "L0,L3", "--select",
+                       "L0-autocast-bfloat16-cpu-float32,L3-distance-from-identity-cpu-float64", "--out", str(tmp_path))
+    assert rc == 1, out + err
+    data = json.loads((tmp_path / "claims.json").read_text())
+    assert data["implementation_raised"] is None and data["claims_not_checked"] == [], data["implementation_raised"]
+    l0, l3 = data["claims"]["L0"], data["claims"]["L3"]
+    assert l0["failed"] == 1 and l0["failures"][0][0] == "L0-autocast-bfloat16-cpu-float32", l0["failures"]
+    assert "h_next has dtype torch.float16 for inputs of dtype torch.float32" in l0["failures"][0][1]
+    assert l3["passed"] == 1 and l3["examples"] > 0 and not l3["blocked"], l3
+
+
 def test_fail_fast_stops_at_the_first_failing_check(tmp_path):
     rc, out, err = cli("run", "--fail-fast", "--device", "cpu", "--lstm-impl", "tests.cells.mutants:NoInputGate",
                        "--out", str(tmp_path))

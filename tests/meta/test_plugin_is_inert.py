@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 OUTSIDE = Path(__file__).resolve().parent / "outside"
 # Hypothesis loads its own `ci` profile when it detects a CI service: compare with a developer's machine.
@@ -70,3 +71,52 @@ def test_parametrize_with_checks_in_a_users_own_module(tmp_path):
     assert "FAILED test_users.py::test_lstm_claims[ForgetsTwice-L0-forward-cpu-float64]" in out, out
     assert "[L0]" in out
     assert "4 failed, 8 passed" in out, out  # the doubled forget gate passes L3 (its direct term is still diag(f·f))
+
+
+def _tf32_state():
+    b = torch.backends
+    state = {"matmul.allow_tf32": b.cuda.matmul.allow_tf32, "cudnn.allow_tf32": b.cudnn.allow_tf32}
+    for name, backend in (("matmul", b.cuda.matmul), ("cudnn.conv", getattr(b.cudnn, "conv", None)),
+                          ("cudnn.rnn", getattr(b.cudnn, "rnn", None))):
+        if backend is not None and hasattr(backend, "fp32_precision"):
+            state[name + ".fp32_precision"] = backend.fp32_precision
+    return state
+
+
+def test_the_sessions_ieee_float32_settings_read_back_and_restore():
+    """The claim session turns TF32 off in both of torch's APIs (the new one reaches cuDNN's RNNs, the
+    legacy one alone did not on torch 2.11): while it is off, torch's own RNN modules and user code can
+    still read the legacy flags (torch refuses reads when the two APIs disagree), and afterwards every
+    flag is as it was."""
+    from lstm_claims.plugin import _ieee_float32, _restore_float32
+
+    before = _tf32_state()
+    saved = _ieee_float32()
+    try:
+        during = _tf32_state()  # raises if torch sees a mix of the legacy and new APIs
+        assert during["matmul.allow_tf32"] is False and during["cudnn.allow_tf32"] is False, during
+        assert all(v == "ieee" for k, v in during.items() if k.endswith("fp32_precision")), during
+        torch.nn.RNN(3, 4)(torch.randn(2, 1, 3))  # reads cudnn.allow_tf32
+    finally:
+        _restore_float32(saved)
+    assert _tf32_state() == before
+
+
+def test_a_caller_on_the_new_tf32_api_alone_keeps_it():
+    """A caller who set only the per-backend API (torch then refuses legacy reads): the session sets and
+    restores the new API alone, and does not crash reading the legacy flags. In a fresh interpreter, so
+    this process's flags stay untouched."""
+    script = (
+        "import torch\n"
+        "from lstm_claims.plugin import _ieee_float32, _restore_float32\n"
+        "b = torch.backends\n"
+        "b.cuda.matmul.fp32_precision = 'tf32'; b.cudnn.conv.fp32_precision = 'tf32'; b.cudnn.rnn.fp32_precision = 'tf32'\n"
+        "saved = _ieee_float32()\n"
+        "assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision) == ('ieee',) * 3\n"
+        "_restore_float32(saved)\n"
+        "assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision) == ('tf32',) * 3\n"
+        "print('ok')\n")
+    if not hasattr(torch.backends.cudnn, "rnn"):
+        pytest.skip(f"torch {torch.__version__} has no per-backend TF32 API (torch.backends.cudnn.rnn)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
