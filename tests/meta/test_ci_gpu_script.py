@@ -65,13 +65,19 @@ def test_on_a_gpu_it_runs_the_four_steps_and_prints_their_wall_times(tmp_path, f
     assert rc == 0, out + err
     assert out.splitlines()[0].startswith(FIRST_LINE)
     assert "GPU: Fake H200" in out
-    assert f"ran: -m lstm_claims.cli run --device cuda --out {out_dir}/reference" in out
-    assert f"ran: -m lstm_claims.cli run --device cuda --lstm-impl=torch.nn:LSTMCell --out {out_dir}/torch-LSTMCell" in out
-    assert f"ran: -m lstm_claims.cli run --device cuda --lstm-impl=torch.nn:LSTM --out {out_dir}/torch-LSTM" in out
+    assert f"ran: -m lstm_claims.cli run --device cuda -n 4 --out {out_dir}/reference" in out
+    assert f"ran: -m lstm_claims.cli run --device cuda -n 4 --lstm-impl=torch.nn:LSTMCell --out {out_dir}/torch-LSTMCell" in out
+    assert f"ran: -m lstm_claims.cli run --device cuda -n 4 --lstm-impl=torch.nn:LSTM --out {out_dir}/torch-LSTM" in out
     assert f"ran: -m lstm_claims.cli bench --out {out_dir}/bench" in out
     for step in ("claims-reference", "claims-torch-LSTMCell", "claims-torch-LSTM", "bench"):
         assert f"step {step}: passed in " in out
         assert (out_dir / f"{step}.log").is_file()
+
+
+def test_gpu_workers_1_runs_the_claim_steps_serially(tmp_path, fake_python):
+    rc, out, err = run_script(tmp_path / "r", fake_python, GPU_WORKERS="1")
+    assert rc == 0, out + err
+    assert f"ran: -m lstm_claims.cli run --device cuda --out {tmp_path}/r/reference" in out and " -n " not in out
 
 
 def test_a_failing_step_makes_the_exit_status_1_and_the_others_still_run(tmp_path, fake_python):
