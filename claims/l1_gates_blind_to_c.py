@@ -14,6 +14,7 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.kernel_problems import JACOBIAN_KERNEL_EXAMPLES
 from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, proof_of
@@ -66,12 +67,13 @@ def prove(n: int) -> dict:
 
 # --- the record's checks ----------------------------------------------------------------------
 
-# Jacobian checks cost n backward passes each: widths up to 6 keep the suite in budget (a choice).
+# Drawn widths up to 6 keep the suite in budget (a choice: the per-example cost of the tolerances grows
+# with n); JACOBIAN_KERNEL_EXAMPLES adds a tile-tail width, n = 129, to every run.
 JACOBIAN_PROBLEMS = partial(step_problems, max_hidden=6)  # a factory: per_dtype draws it exact in each dtype
 
 
 CLAIM.define_checks(
     Check("direct-jacobian", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES,
-          through_impl=True),
+          through_impl=True, examples=JACOBIAN_KERNEL_EXAMPLES),
     *(Check(f"symbolic-n{n}", proof_of(prove, n), dtypes=(), devices=()) for n in (1, 2, 3)),
 )

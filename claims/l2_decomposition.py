@@ -15,6 +15,7 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.kernel_problems import JACOBIAN_KERNEL_EXAMPLES
 from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.l1_gates_blind_to_c import JACOBIAN_PROBLEMS
@@ -51,16 +52,19 @@ def jacobian_tolerance(problem, dtype) -> torch.Tensor:
     M = p.o_prev * (1 - torch.tanh(p.c) ** 2)
     err_M = (2 * ACTIVATION_ULPS + 4) * u
     h_err = (ACTIVATION_ULPS + 1) * u * h.abs()
-    zeros, rows = torch.zeros_like(p.c), []
-    for k in range(p.hidden_size):
-        v_c = zeros.clone()
-        v_c[:, k] = 1
-        tol = vjp_tolerance(p.params, p.x, h, p.c, zeros, v_c, dtype, h_error=h_err)
-        ref = lstm_step_vjp(p.params, p.x, h, p.c, zeros, v_c)
-        gh = ref.h.abs() + tol["h"]  # bound on the cell's |g_h|
-        rows.append(tol["c"] + tol["h"] * (M + err_M) + gh * err_M
-                    + gamma(2, dtype) * (ref.c.abs() + tol["c"] + gh * (M + err_M)))
-    return torch.stack(rows, dim=1)
+    # The n rows at once: row k's VJP (v_c = e_k) for every batch row, stacked as n * B rows of one
+    # batch (the h and c bounds of vjp_tolerance and lstm_step_vjp are per row), then unstacked.
+    B, n = p.c.shape
+    rep = lambda t: t.repeat(n, 1)  # noqa: E731  (row k * B + b is batch row b with v_c = e_k)
+    v_c = torch.eye(n, dtype=p.c.dtype).repeat_interleave(B, dim=0)
+    zeros = torch.zeros_like(v_c)
+    tol = vjp_tolerance(p.params, rep(p.x), rep(h), rep(p.c), zeros, v_c, dtype, h_error=rep(h_err), batch=B)
+    ref = lstm_step_vjp(p.params, rep(p.x), rep(h), rep(p.c), zeros, v_c)
+    Mr = rep(M)
+    gh = ref.h.abs() + tol["h"]  # bound on the cell's |g_h|
+    rows = (tol["c"] + tol["h"] * (Mr + err_M) + gh * err_M
+            + gamma(2, dtype) * (ref.c.abs() + tol["c"] + gh * (Mr + err_M)))
+    return rows.view(n, B, n).transpose(0, 1)  # (B, n_out = k, n_in)
 
 
 def check(cut, problem, device, dtype) -> dict:
@@ -81,6 +85,7 @@ def prove(n: int) -> dict:
 # --- the record's checks ----------------------------------------------------------------------
 
 CLAIM.define_checks(
-    Check("decomposition", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES, through_impl=True),
+    Check("decomposition", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES, through_impl=True,
+          examples=JACOBIAN_KERNEL_EXAMPLES),
     *(Check(f"symbolic-n{n}", proof_of(prove, n), dtypes=(), devices=()) for n in (1, 2, 3)),
 )

@@ -12,6 +12,7 @@ import torch
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l1_gates_blind_to_c import direct_term_tolerance
 from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
+from lstm_claims.strategies.kernel_problems import JACOBIAN_KERNEL_EXAMPLES
 from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, minimum
@@ -67,6 +68,6 @@ def check(cut, problem, device, dtype) -> dict:
 
 CLAIM.define_checks(
     Check("distance-from-identity", on_impl_exact(check), per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES,
-          through_impl=True,
+          through_impl=True, examples=JACOBIAN_KERNEL_EXAMPLES,
           aggregate=minimum("min_distance_from_I")),
 )

@@ -27,7 +27,8 @@ import torch
 
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.l2_decomposition import jacobian_tolerance
-from lstm_claims.claims.low_precision import ALL_DTYPES
+from lstm_claims.claims.low_precision import ALL_DTYPES, exact_problem
+from lstm_claims.strategies.kernel_problems import JACOBIAN_KERNEL_EXAMPLES
 from lstm_claims.strategies.exact import per_dtype
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check
@@ -129,7 +130,7 @@ def check_saturation(cut, problem, device, dtype, *, target_exponent: float = 40
 # --- the record's checks ----------------------------------------------------------------------
 
 def _bound(ctx, problem):
-    figures = check_bound(ctx.cut, problem, ctx.device, ctx.dtype)
+    figures = check_bound(ctx.cut, exact_problem(problem, ctx.dtype), ctx.device, ctx.dtype)
     target(figures["max_E_over_B1"], label="||E|| / B1")  # push toward the tightest cases
     return figures
 
@@ -141,7 +142,8 @@ def _saturation(ctx, problem):
 
 
 CLAIM.define_checks(
-    Check("bound", _bound, per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES, through_impl=True),
+    Check("bound", _bound, per_dtype(JACOBIAN_PROBLEMS), dtypes=ALL_DTYPES, through_impl=True,
+          examples=JACOBIAN_KERNEL_EXAMPLES),
     Check("vanishes-under-saturation", _saturation, per_dtype(partial(step_problems, max_hidden=4, weight_exps=(-3, 1))),
           dtypes=ALL_DTYPES, through_impl=True),
 )

@@ -339,7 +339,7 @@ def _vjp_magnitudes(params, x, h, c, v_h, v_c, fac):
             "weight_ih": da.T @ x.abs(), "weight_hh": da.T @ h.abs(), "bias_ih": db, "bias_hh": db}
 
 
-def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> dict:
+def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None, batch: int | None = None) -> dict:
     """Elementwise bounds on |VJP computed in `dtype` - exact VJP| for each of x, h, c and the 4 parameters.
 
     The backward rounds along a chain of at most 6 products and sums before the final
@@ -375,11 +375,14 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None) -> 
     base = _vjp_magnitudes(params, x, h, c, v_h, v_c, exact)
     enlarged = _vjp_magnitudes(params, x, h, c, v_h.abs() + 6 * eta, v_c.abs() + 6 * eta,
                                {k: exact[k].abs() + err[k] + 6 * eta for k in exact})
-    k = 6 + max(4 * params.hidden_size, x.shape[0])
+    # batch: the rows autograd sums the parameter gradients over; a caller that stacks several
+    # cotangents of one batch as rows (L2's n Jacobian rows at once) passes the batch the cell saw.
+    B = x.shape[0] if batch is None else batch
+    k = 6 + max(4 * params.hidden_size, B)
     # Low precision: the 6 elementwise roundings happen in the dtype, the reduction over
     # max(4n, B) terms in float32, rounded once, and autograd may add the contributions of
     # two outputs to one gradient (one more rounding): γ_max(4n,B)(float32) with 8 roundings.
-    rel = reduction_gamma(max(4 * params.hidden_size, x.shape[0]), dtype, 8) if is_low_precision(dtype) \
+    rel = reduction_gamma(max(4 * params.hidden_size, B), dtype, 8) if is_low_precision(dtype) \
         else gamma(k, dtype)
     return {name: rel * enlarged[name] + (enlarged[name] - base[name]) + k * eta for name in base}
 
@@ -390,8 +393,8 @@ def forward_tolerance(params, x, h, c, dtype, *, h_error=None) -> dict:
     return {"h_next": cell.h_next + ref.h_next, "c_next": cell.c_next + ref.c_next}
 
 
-def vjp_tolerance(params, x, h, c, v_h, v_c, dtype, *, h_error=None) -> dict:
+def vjp_tolerance(params, x, h, c, v_h, v_c, dtype, *, h_error=None, batch: int | None = None) -> dict:
     """Allowed |cell VJP - reference VJP|: the cell's bound plus the float64 reference's."""
-    cell = vjp_error(params, x, h, c, v_h, v_c, dtype, h_error=h_error)
-    ref = vjp_error(params, x, h, c, v_h, v_c, torch.float64)
+    cell = vjp_error(params, x, h, c, v_h, v_c, dtype, h_error=h_error, batch=batch)
+    ref = vjp_error(params, x, h, c, v_h, v_c, torch.float64, batch=batch)
     return {k: cell[k] + ref[k] for k in cell}

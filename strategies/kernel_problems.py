@@ -77,6 +77,10 @@ def _kernel_problems(draw, max_hidden, max_input, max_batch, weight_exps, cell_e
 # Explicit examples of the kernel-size checks: every run reaches a tile tail past 256 with a batch
 # past 64 (65), and one past 128 with a batch off a multiple of 8 (13).
 KERNEL_EXAMPLES = (kernel_step_problem(65, 129, 257, seed=1), kernel_step_problem(13, 255, 129, seed=2))
+# The Jacobian claims (L1, L2, L3, L5) draw widths up to 6; this explicit example takes them to a tile
+# tail (n = 129 = 2^7 + 1, m = 17, a batch of 9, not a multiple of 8) in every run. Affordable since
+# through_cell.c_jacobian batches the n backward passes (claims/through_cell.py: _rows_of).
+JACOBIAN_KERNEL_EXAMPLES = (kernel_step_problem(9, 17, 129, seed=5),)
 
 
 def kernel_step_problems(*, max_hidden: int = 257, max_input: int = 257, max_batch: int = 65,
