@@ -44,3 +44,19 @@ def measure(benchmark, fn, *, key: str, group: str, device: str = "cpu", budget_
     # No further warm-up round: the two calls above already warmed caches and allocator (a third
     # would cost a slow case, seconds at B = 64, n = 512, for nothing).
     return benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
+
+
+def timed_call(forward, module, mode: str):
+    """The call a benchmark times: `forward()` under no_grad ("fwd"), or forward and backward of its sum
+    with `module`'s gradients cleared first ("fwdbwd", so accumulation never enters the timing)."""
+    if mode == "fwd":
+        def fn():
+            with torch.no_grad():
+                return forward()
+    else:
+        def fn():
+            for p in module.parameters():
+                p.grad = None
+            forward().sum().backward()
+    return fn
+

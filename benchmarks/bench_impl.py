@@ -34,7 +34,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_claims.benchmarks._support import DEVICES, measure
+from lstm_claims.benchmarks._support import DEVICES, measure, timed_call
 from lstm_claims.claims.cell_under_test import CellUnderTest, is_sequence_module
 
 SIZES = {"full": {"T": 100, "B": (1, 64), "n": (128, 512)},
@@ -143,16 +143,7 @@ def _runner(way, mode, cut, cell, loop_cell, fused, xs, h0, c0):
         forward, module = (lambda: cell_loop(loop_cell, xs, h0, c0)[0]), loop_cell
     else:
         forward, module = (lambda: impl_sequence_forward(cut, cell, xs, h0, c0)[0]), cell
-    if mode == "fwd":
-        def fn():
-            with torch.no_grad():
-                return forward()
-    else:
-        def fn():
-            for p in module.parameters():
-                p.grad = None
-            forward().sum().backward()
-    return fn
+    return timed_call(forward, module, mode)
 
 
 def test_impl(benchmark, request, cut, way, mode, B, n, dtype, bench_device):

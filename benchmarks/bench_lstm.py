@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_claims.benchmarks._support import DEVICES, measure
+from lstm_claims.benchmarks._support import DEVICES, measure, timed_call
 from lstm_claims.reference.lstm_step import LSTMParams, lstm_step, preactivations
 
 T = 100
@@ -70,16 +70,7 @@ def test_lstm(benchmark, impl, mode, B, n, bench_device):
     forward = _forward(impl, cell, fused, xs, h0)
     module = fused if impl == "fused" else cell
 
-    if mode == "fwd":
-        def fn():
-            with torch.no_grad():
-                return forward()
-    else:
-        def fn():
-            for p in module.parameters():
-                p.grad = None
-            forward().sum().backward()
-
+    fn = timed_call(forward, module, mode)
     measure(benchmark, fn, key=f"lstm/{impl}/{mode}/B{B}/n{n}/{bench_device}",
             group=f"lstm {mode} B={B} n={n} {bench_device}", device=bench_device, budget_s=0.6,
             impl=impl, mode=mode, B=B, n=n, T=T, dtype="float32")
