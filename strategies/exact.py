@@ -15,8 +15,7 @@ claims/tolerances.py). Pass the narrowest dtype the check runs in:
 
 A value exact in bfloat16 or float16 is exact in float32 and float64 too, so the float32
 and float64 checks of a problem drawn with exact_in=torch.bfloat16 see the bfloat16 check's
-inputs. With the default (float32) the strategies draw exactly what they drew before the
-option existed (same examples under the same seed, so verdicts and figures do not change).
+inputs.
 
 Helpers:
 - `check_exact_in(exact_in)`: validate the option early (InvalidArgument naming it).
@@ -37,7 +36,6 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.extra.numpy import arrays
 
 # The dtypes values can be made exact in (the floating dtypes the suite runs cells in).
 EXACT_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
@@ -123,25 +121,83 @@ def exact_floats(lo: float, hi: float, *, exact_in: torch.dtype = DEFAULT_EXACT_
     return st.floats(lo, hi, width=_WIDTH[exact_in], **kwargs)
 
 
+# How many elements of an array Hypothesis draws one by one (a choice): each costs about 0.2 ms
+# to draw, and an array drawn element by element cost 3-5 ms (measured, hypothesis 6.155): the
+# step problems' ten arrays made up two thirds of the claim suite's time. The rest of an array
+# comes from a drawn base (module docstring of exact_array).
+MAX_DRAWN_ELEMENTS = 4
+_SEED_MAX = 2 ** 32 - 1
+
+
 def exact_array(draw, shape, exp: int = 0, *, exact_in: torch.dtype = DEFAULT_EXACT_IN, lo: float = -1.0,
                 hi: float = 1.0, exclude_max: bool = False, allow_subnormal: bool | None = False,
                 unique: bool = False) -> torch.Tensor:
     """A float64 tensor of `shape`: values in [lo, hi] exact in exact_in, times 2^exp, rounded to exact_in.
 
+    Drawn as a base and a few elements:
+    - the base is either one value everywhere ("constant": the structured regimes, a zero matrix,
+      equal gates, that Hypothesis's own array fill reaches) or uniform values in [lo, hi) from a
+      torch Generator seeded by a drawn integer ("seeded": dense generic values, on which wrong
+      formulas, transpositions and mixed-up gates show); with unique=True always seeded;
+    - then up to MAX_DRAWN_ELEMENTS elements, at drawn positions, are values Hypothesis draws
+      (exact_floats: its boundary values 0, ±1, the range's ends, the smallest normals).
+    Hypothesis shrinks the base to "constant" and the seed towards 0, and drops drawn elements.
+
     unique=True: distinct elements (distinct after the scaling and rounding, so also where
-    2^exp pushes values below exact_in's normal range, e.g. float16's 2^-14).
+    2^exp pushes values below exact_in's normal range, e.g. float16's 2^-14): repeats are
+    redrawn from the generator; an array that cannot be made distinct is rejected.
     """
+    check_exact_in(exact_in)
+    size = math.prod(shape)
     elements = exact_floats(lo, hi, exact_in=exact_in, exclude_max=exclude_max, allow_subnormal=allow_subnormal)
-    if exact_in == torch.float32:
-        # The draws made before `exact_in` existed, choice for choice: a float32 array, scaled,
-        # rounded back to float32 (seeded examples, verdicts and figures unchanged).
-        base = draw(arrays(np.float32, shape, elements=elements, unique=unique))
-        return round_to(torch.from_numpy(base.astype(np.float64)) * 2.0 ** exp, torch.float32)
-    # Narrower (or float64): scale and round each element as it is drawn, so that `unique`
-    # applies to the values returned (rounding to a subnormal may merge two drawn values).
-    scale = 2.0 ** exp
-    elements = elements.map(lambda v: round_scalar(v * scale, exact_in))
-    return torch.from_numpy(draw(arrays(np.float64, shape, elements=elements, unique=unique)))
+    kind = "seeded" if unique else draw(st.sampled_from(("constant", "seeded")), label="array base")
+    if kind == "constant":
+        base = torch.full((size,), draw(elements, label="array fill"), dtype=torch.float64)
+        gen = None
+    else:
+        gen = torch.Generator().manual_seed(draw(st.integers(0, _SEED_MAX), label="array seed"))
+        base = _uniform(size, lo, hi, gen, exact_in, exclude_max, allow_subnormal)
+    drawn = set()
+    for _ in range(draw(st.integers(0, min(MAX_DRAWN_ELEMENTS, size)), label="drawn elements") if size else 0):
+        index = draw(st.integers(0, size - 1), label="element index")
+        base[index] = draw(elements, label="element")
+        drawn.add(index)
+    values = round_to(base * 2.0 ** exp, exact_in)
+    if unique and size > 1:
+        values = _distinct(values, base, drawn, exp, lo, hi, gen, exact_in, exclude_max, allow_subnormal)
+    return values.reshape(shape)
+
+
+def _uniform(size, lo, hi, gen, exact_in, exclude_max, allow_subnormal) -> torch.Tensor:
+    """`size` values uniform in [lo, hi), rounded to exact_in, kept in the range and off the subnormals."""
+    v = round_to(lo + (hi - lo) * torch.rand(size, generator=gen, dtype=torch.float64), exact_in)
+    v = torch.where((v >= hi) if exclude_max else (v > hi), torch.full_like(v, lo), v)  # rounding up to hi
+    if not allow_subnormal and lo <= 0:
+        tiny = torch.finfo(exact_in).tiny
+        v = torch.where(v.abs() < tiny, torch.zeros_like(v), v)
+    return v
+
+
+def _distinct(values, base, drawn, exp, lo, hi, gen, exact_in, exclude_max, allow_subnormal) -> torch.Tensor:
+    from hypothesis import reject
+
+    for _ in range(8):  # a few redraws of the repeats (seeded bases rarely repeat, narrow dtypes may)
+        _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
+        repeated = [i for i in range(len(values)) if counts[inverse[i]] > 1]
+        # Keep the first of each repeated value (and the drawn elements); redraw the others.
+        seen, redraw = set(), []
+        for i in sorted(repeated, key=lambda i: (i not in drawn, i)):
+            key = float(values[i])
+            if key in seen:
+                redraw.append(i)
+            seen.add(key)
+        if not redraw:
+            return values
+        if gen is None:
+            break
+        base[redraw] = _uniform(len(redraw), lo, hi, gen, exact_in, exclude_max, allow_subnormal)
+        values = round_to(base * 2.0 ** exp, exact_in)
+    reject()  # no distinct values at this scale in exact_in
 
 
 def clamp_exps(name: str, lo: int, hi: int, *, min_exp: int | None = None, max_exp: int | None = None,

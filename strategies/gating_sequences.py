@@ -100,8 +100,7 @@ def fixed_point_sequences(*, steps: int = 16, max_hidden: int = 4, max_input: in
 
     exact_in: every value (parameters, inputs, initial state) is exactly representable in this
     dtype (torch.float64, float32, bfloat16 or float16) and finite there: pass the narrowest dtype
-    the check runs the cell in, so that all dtypes see the same inputs. The default (float32)
-    draws what this strategy always drew (same examples under the same seed).
+    the check runs the cell in, so that all dtypes see the same inputs.
     """
     check_exact_in(exact_in)
     _check_int("steps", steps, 2)
@@ -141,8 +140,7 @@ def separated_forget_sequences(*, steps: int = 16, max_hidden: int = 4, max_inpu
     feedback: True (small W_hh), False (W_hh = 0: gates do not read h), None (either, drawn).
     exact_in: every value (parameters, inputs, initial state) is exactly representable in this
     dtype (torch.float64, float32, bfloat16 or float16) and finite there: pass the narrowest dtype
-    the check runs the cell in, so that all dtypes see the same inputs. The default (float32)
-    draws what this strategy always drew (same examples under the same seed).
+    the check runs the cell in, so that all dtypes see the same inputs.
     Rounding to exact_in never raises a magnitude above its power-of-two bound, so the
     separation argument (|W_if x| + |W_hf h| <= 0.55) holds in every dtype.
     """
@@ -186,8 +184,7 @@ def sequences(*, min_steps: int = 1, max_steps: int = 6, max_hidden: int = 4, ma
 
     exact_in: every value (parameters, inputs, initial state) is exactly representable in this
     dtype (torch.float64, float32, bfloat16 or float16) and finite there: pass the narrowest dtype
-    the check runs the cell in, so that all dtypes see the same inputs. The default (float32)
-    draws what this strategy always drew (same examples under the same seed).
+    the check runs the cell in, so that all dtypes see the same inputs.
     """
     check_exact_in(exact_in)
     _check_int("min_steps", min_steps, 1)

@@ -5,8 +5,8 @@ Two kinds of problem:
 - `sequence_problems`: parameters, an input sequence xs (T, B, m) and an initial state
   (h_0, c_0), for unrolling a cell T steps (L6, L7, L9): reference.unrolled_backward.LSTMSequence
   values, the record the G-claims' strategies build too. Parameters, h_0 and c_0 are drawn
-  element by element (so Hypothesis shrinks them); the inputs come from a drawn seed,
-  since a long sequence drawn element by element would make every example slow.
+  by strategies/exact.exact_array (a drawn base, constant or seeded, and a few elements
+  Hypothesis draws and shrinks); the inputs come from a drawn seed.
 - `forget_gate_sequences`: the inputs (x_t, h_t) a cell sees at each of T steps, possibly
   10^5 of them, without the recurrence (L8: products of forget gates over arbitrary
   spans). All values come from a drawn seed.

@@ -125,8 +125,7 @@ def step_problems(*, min_hidden: int = 1, max_hidden: int = 7, max_input: int = 
     exactly representable in this dtype (torch.float64, float32, bfloat16 or float16) and
     finite there, with its pre-activations and one-step products; pass the narrowest dtype
     the check runs the cell in, so that every dtype sees the same inputs and no rounding of
-    the inputs enters the comparison with the float64 reference. The default, float32,
-    draws what this strategy always drew (same examples under the same seed).
+    the inputs enters the comparison with the float64 reference.
     """
     check_exact_in(exact_in)
     _check_range("hidden size", min_hidden, max_hidden, 1)
