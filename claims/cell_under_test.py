@@ -28,10 +28,12 @@ from typing import Callable
 
 import torch
 
+from lstm_claims import names
+
 from lstm_claims.adapters import AdapterError, LSTMAdapter, TorchLSTM, looks_like_torch_lstm
 from lstm_claims.reference.lstm_step import LSTMParams
 
-DEFAULT_IMPL = "lstm_claims.reference.reference_cell:ReferenceLSTMCell"
+DEFAULT_IMPL = names.DEFAULT_IMPL
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 

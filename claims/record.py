@@ -12,10 +12,13 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from lstm_claims import names
+
 # Every floating dtype the kit knows by name (test ids and xfails entries use these names).
 DTYPES: dict[str, torch.dtype] = {"float64": torch.float64, "float32": torch.float32,
                                   "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEVICES = ("cpu", "cuda")
+DEVICES = names.DEVICES
+assert tuple(DTYPES) == names.DTYPE_NAMES
 AGGREGATIONS = ("max", "min", "last", "sum")
 
 

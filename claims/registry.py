@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 from lstm_claims.claims.record import Check
 
-CLAIM_IDS = ("L0", "L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9",
-             "G1", "G2", "G3", "G4", "V1", "V2", "V3", "R1", "R2")
+from lstm_claims.names import CLAIM_IDS  # noqa: E402  (defined with the plugin's other light names)
 
 # Where each claim's record lives (imported on first use by all_claims()).
 CLAIM_MODULES = {

@@ -208,9 +208,24 @@ def _plugin_registered() -> bool:
     return any(ep.value == "lstm_claims.plugin" for ep in entry_points(group="pytest11"))
 
 
+def _missing_requirement() -> str | None:
+    """The kit's runtime requirement that is not importable here, named with its install command, or None."""
+    import importlib.util
+
+    for module in ("torch", "hypothesis", "sympy"):
+        if importlib.util.find_spec(module) is None:
+            return (f"{module} is not installed in this Python ({sys.executable}); lstm-claims needs it: "
+                    f"python3 -m pip install {module} (or reinstall lstm-claims with its dependencies)")
+    return None
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     _from_the_callers_directory(args)
+    if args.command in ("run", "bench"):
+        missing = _missing_requirement()
+        if missing:
+            return _error(missing)
     return {"run": cmd_run, "bench": cmd_bench, "report": cmd_report}[args.command](args)
 
 

@@ -26,16 +26,40 @@ import random
 import re
 from dataclasses import dataclass
 
-import hypothesis
 import pytest
-import torch
 
 from lstm_claims import __version__
-from lstm_claims.claims.cell_under_test import DEFAULT_IMPL, CellContractError, CellUnderTest, check_contract
-from lstm_claims.claims.record import DEVICES, DTYPES, CheckCase, cases_of, dtype_name
-from lstm_claims.claims.registry import CLAIM_IDS, CLAIMS, all_claims
-from lstm_claims.profiles import DEFAULT_PROFILE, PROFILES, profile_settings
+from lstm_claims.names import CLAIM_IDS, DEFAULT_IMPL, DEFAULT_PROFILE, DEVICES, PROFILE_DERANDOMIZED
+from lstm_claims.names import DTYPE_NAMES as DTYPES
 from lstm_claims.results import ClaimLog, ClaimResult, dtype_verdicts, dtypes_why_not
+
+PROFILES = tuple(PROFILE_DERANDOMIZED)
+
+
+# The heavy modules and names, bound by _load_kit when a run uses the claim suite.
+torch = hypothesis = None
+CellContractError = CellUnderTest = check_contract = CheckCase = cases_of = dtype_name = None
+CLAIMS = all_claims = profile_settings = None
+
+
+def _load_kit() -> None:
+    """Import torch, Hypothesis and the claim records into this module, once, when a run uses the claim suite.
+
+    The plugin is loaded into every pytest run of an environment where the kit is installed; at its
+    load it imports only the constants of lstm_claims/names.py, so a run that never collects the claim
+    suite does not pay torch's import (measured: 2.6 s added to a one-test pytest run) and does not
+    need torch installed at all (tests/meta/test_plugin_is_inert.py)."""
+    global torch, hypothesis, CellContractError, CellUnderTest, check_contract, CheckCase, cases_of, dtype_name
+    global CLAIMS, all_claims, profile_settings
+    if torch is not None:
+        return
+    import hypothesis
+
+    from lstm_claims.claims.cell_under_test import CellContractError, CellUnderTest, check_contract
+    from lstm_claims.claims.record import CheckCase, cases_of, dtype_name
+    from lstm_claims.claims.registry import CLAIMS, all_claims
+    from lstm_claims.profiles import profile_settings
+    import torch  # last: its presence says the rest is there
 
 ENV_IMPL = "CLAIMS_LSTM_IMPL"
 REPLAY_OUT = "lstm-claims-replay"
@@ -90,6 +114,7 @@ class XfailEntry:
     where: str  # FILE:LINE
 
     def matches(self, case: CheckCase) -> bool:
+        _load_kit()
         return (case.claim_id == self.claim_id and case.check.through_impl
                 and self.device in (None, case.device) and self.dtype in (None, dtype_name(case.dtype)))
 
@@ -150,7 +175,7 @@ def pytest_configure(config):
     worker = _is_worker(config)
     if worker and _WORKER_KEY in config.workerinput:
         seed = config.workerinput[_WORKER_KEY]["seed"]  # the controller's session seed: one seed for the run
-    elif seed is None and not profile_settings(profile).derandomize:
+    elif seed is None and not PROFILE_DERANDOMIZED[profile]:
         seed = random.SystemRandom().randrange(2 ** 32)
     config.stash[_STATE] = {
         "spec": spec, "source": source, "profile": profile, "seed": seed,
@@ -183,6 +208,7 @@ def selected_devices(config) -> list[str]:
 # --- the suite's parametrization (called from lstm_claims/suite's pytest_generate_tests) -----------
 
 def selected_cases(config) -> list[CheckCase]:
+    _load_kit()
     st = config.stash[_STATE]
     cases = cases_of(all_claims(st["ids"]), devices=selected_devices(config))
     if st["select"]:
@@ -196,6 +222,7 @@ def selected_cases(config) -> list[CheckCase]:
 
 
 def parametrize_cases(metafunc) -> None:
+    _load_kit()
     config = metafunc.config
     st = config.stash[_STATE]
     params = []
@@ -222,6 +249,10 @@ def _claim_items(items):
 def _case_of(item) -> CheckCase | None:
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("case") if callspec else None
+    # Every item of every run comes here: a parameter named "case" of another suite must not load the kit.
+    if type(case).__module__ != "lstm_claims.claims.record":
+        return None
+    _load_kit()
     return case if isinstance(case, CheckCase) else None
 
 
@@ -233,10 +264,13 @@ def _collected(st, item_cases: dict) -> None:
     for case in item_cases.values():
         st["remaining"][case.claim_id] = st["remaining"].get(case.claim_id, 0) + 1
     st["active"] = bool(item_cases)
+    if st["active"]:
+        _load_kit()
 
 
 def _load_and_check(st) -> CellUnderTest:
     """Load the implementation and check its contract on the devices and dtypes the collected cases run."""
+    _load_kit()
     runs_impl = [c for c in st["item_cases"].values() if c.check.through_impl]
     try:
         cut = CellUnderTest.load(st["spec"])
@@ -263,6 +297,7 @@ def _float32_settings() -> list:
     disagree; with the legacy flag False and both cuDNN operators "ieee" they agree
     (tests/meta/test_plugin_is_inert.py reads them back and restores them).
     """
+    _load_kit()
     cudnn = torch.backends.cudnn
     settings = [(torch.backends.cuda.matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
     for backend in (torch.backends.cuda.matmul, getattr(cudnn, "conv", None), getattr(cudnn, "rnn", None)):
@@ -326,6 +361,7 @@ def pytest_collection_finish(session):
 
 def _kind(st) -> str:
     """What the kit found behind --lstm-impl (a cell, a sequence module, an adapter), for the header and claims.json."""
+    _load_kit()
     try:
         cut = st.get("cut") or CellUnderTest.load(st["spec"])
         return cut.describe()
@@ -334,6 +370,7 @@ def _kind(st) -> str:
 
 
 def header_lines(config) -> list[str]:
+    _load_kit()
     st = config.stash[_STATE]
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CUDA cases skip)"
     seed = st["seed"] if st["seed"] is not None else "derandomized (each check's seed derives from its case id)"
@@ -357,6 +394,7 @@ def reproduce_command(config, case: CheckCase) -> str:
 
 
 def run_case_in_session(request, case: CheckCase) -> None:
+    _load_kit()
     from lstm_claims.claims.low_precision import examples_scale
     from lstm_claims.runner import ImplementationRaised, run_case
 
@@ -457,12 +495,14 @@ _ALL_CASES_CACHE: dict = {}
 
 def _ALL_CASES() -> dict:
     """Every check case of every claim, by id (how the controller recognises the claim suite's node ids)."""
+    _load_kit()
     if not _ALL_CASES_CACHE:
         _ALL_CASES_CACHE.update({c.id: c for c in cases_of(all_claims(), devices=DEVICES)})
     return _ALL_CASES_CACHE
 
 
 def _unconditional(cid) -> bool:
+    _load_kit()
     claim = CLAIMS.get(cid)
     return bool(claim and claim.unconditional)
 
@@ -499,6 +539,7 @@ _CONFIG: dict = {}
 
 def xfails_report(config) -> dict:
     """Entries that match no check running the implementation (ignored), and stale ones (none of their checks failed)."""
+    _load_kit()
     st = config.stash[_STATE]
     every_case = cases_of(all_claims())
     unmatched = [e for e in st["xfails"] if not any(e.matches(c) for c in every_case)]
@@ -510,6 +551,7 @@ def xfails_report(config) -> dict:
 
 def claims_payload(config) -> dict:
     """Everything the run learnt, per claim ID (the schema of the report's claims.json)."""
+    _load_kit()
     st = config.stash[_STATE]
     results = st["log"].results
     rerun = f"lstm-claims run --lstm-impl={st['spec']} --profile={st['profile']}" + (
@@ -568,6 +610,7 @@ def pytest_sessionfinish(session, exitstatus):
     st = session.config.stash.get(_STATE, None)
     if not st or not st["active"]:
         return
+    _load_kit()
     restore = st["restore"]
     if restore:
         torch.set_num_threads(restore["threads"])
@@ -649,6 +692,8 @@ class _XdistHooks:
         if st["role"] == "controller":
             return
         st["role"] = "controller"
+        if not any("test_claim[" in nodeid for nodeid in ids):
+            return  # not the claim suite (lstm_claims/suite's test_claim): stay inert, load nothing
         every = _ALL_CASES()
         items = {}
         for nodeid in ids:

@@ -13,8 +13,9 @@ thorough: random seeds, 20 times the examples, for nightly runs. The session's s
 """
 from hypothesis import HealthCheck, Phase, settings
 
+from lstm_claims.names import DEFAULT_PROFILE, PROFILE_DERANDOMIZED  # noqa: E402
+
 CI, THOROUGH = "ci", "thorough"
-DEFAULT_PROFILE = CI
 
 # Every phase but `explain`: after shrinking, Hypothesis's explain phase re-runs the failing check
 # varying each drawn choice to say which could vary freely, and the checks draw tensors choice by
@@ -31,6 +32,7 @@ PROFILES = {
     CI: settings(max_examples=30, derandomize=True, **_common),
     THOROUGH: settings(max_examples=600, derandomize=False, **_common),
 }
+assert {name: s.derandomize for name, s in PROFILES.items()} == PROFILE_DERANDOMIZED and DEFAULT_PROFILE in PROFILES
 
 
 def profile_settings(name: str) -> settings:

@@ -120,3 +120,23 @@ def test_a_caller_on_the_new_tf32_api_alone_keeps_it():
         pytest.skip(f"torch {torch.__version__} has no per-backend TF32 API (torch.backends.cudnn.rnn)")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_a_run_without_the_claim_suite_imports_neither_torch_nor_the_kit(tmp_path):
+    """The plugin is loaded into every pytest run of the environment: a run that does not collect the claim
+    suite must not pay torch's import (2.6 s, measured) nor need torch at all. Serially and under xdist."""
+    (tmp_path / "test_light.py").write_text(
+        "import sys\n\n\n"
+        "def test_nothing_heavy_was_imported():\n"
+        "    heavy = [m for m in ('torch', 'sympy', 'lstm_claims.claims.registry') if m in sys.modules]\n"
+        "    assert not heavy, heavy\n"
+        "\n\n"
+        "import pytest\n\n\n"
+        "@pytest.mark.parametrize('case', [1, 2])\n"  # a parameter named like the suite's must not load the kit
+        "def test_a_param_named_case(case):\n"
+        "    assert 'torch' not in sys.modules\n")
+    rc, out = run_pytest(tmp_path, "-q", "test_light.py")
+    assert rc == 0 and "3 passed" in out, out
+    assert "lstm_claims.plugin" in run_pytest(tmp_path, "--trace-config", "-q", "test_light.py")[1]  # it was loaded
+    rc, out = run_pytest(tmp_path, "-q", "-n", "2", "-p", "no:benchmark", "test_light.py")
+    assert rc == 0 and "3 passed" in out, out
