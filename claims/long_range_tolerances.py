@@ -132,16 +132,17 @@ def trajectory_mismatch(params: LSTMParams, x, h, c, v_h, v_c, E_prev, E_next) -
     (claims/unrolled_sequence.py); its own c_(t-1) and c_t are within E_prev and E_next of the
     reconstruction (claims/sequence_tolerances.py). The step's VJP is a polynomial in |c_(t-1)|,
     tanh c_t and tanh'(c_t) (the gates read x_t and h_(t-1) only, the module's own), so it moves by at
-    most its absolute-value form at the enlarged factors minus at the exact ones: |c_(t-1)| + E_prev,
-    |tanh c_t| + E_next (tanh is 1-Lipschitz; at most 1), tanh'(c_t) + 2 E_next + E_next^2 (|t̂² - t²| =
-    |t̂ - t||t̂ + t|; at most 1).
+    most its absolute-value form at the factors enlarged by how far each may move minus at the exact ones
+    (|Π F'_i - Π F_i| <= Π(|F_i| + Δ_i) - Π|F_i| for |F'_i - F_i| <= Δ_i): |c_(t-1)| + E_prev, |tanh c_t| +
+    min(E_next, 2) (tanh is 1-Lipschitz, within [-1, 1]), tanh'(c_t) + min(2 E_next + E_next^2, 1)
+    (|t̂² - t²| = |t̂ - t||t̂ + t|; both within [0, 1]).
     """
     gt = preactivations(params, x, h)
     c_next = gt.f * c + gt.i * gt.g
     tc, dtc = torch.tanh(c_next).abs(), dtanh(c_next)
     exact = _step_magnitudes(params, x, h, c.abs(), tc, dtc, v_h, v_c)
-    enlarged = _step_magnitudes(params, x, h, c.abs() + E_prev, (tc + E_next).clamp(max=1),
-                                (dtc + 2 * E_next + E_next ** 2).clamp(max=1), v_h, v_c)
+    enlarged = _step_magnitudes(params, x, h, c.abs() + E_prev, tc + E_next.clamp(max=2),
+                                dtc + (2 * E_next + E_next ** 2).clamp(max=1), v_h, v_c)
     return {k: enlarged[k] - exact[k] for k in exact}
 
 
