@@ -36,7 +36,7 @@ from lstm_claims.claims.forget_bias_study import (
 from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
 from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, minimum, numbers
+from lstm_claims.claims.record import Check, minimum, numbers
 from hypothesis import strategies as st, target
 from lstm_claims.strategies.long_range_sequences import sequence_problems
 from lstm_claims.claims.tolerances import direct_term_error, frobenius, gamma
@@ -50,6 +50,7 @@ from lstm_claims.reference.long_range import state_jacobians_along, step_inputs,
 from lstm_claims.reference.lstm_step import LSTMParams, preactivations
 from lstm_claims.reference.unrolled_backward import LSTMSequence
 from lstm_claims.strategies.long_range_sequences import float32_exact
+from lstm_claims.strategies.exact import exact_for, per_dtype, round_to
 
 CLAIM = register(Claim(
     id="L9",
@@ -64,15 +65,17 @@ CLAIM = register(Claim(
     unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
-def shifted(params: LSTMParams, delta: float) -> LSTMParams:
-    """The forget bias (bias_ih's f block) raised by delta > 0, rounded to float32 (still an exact input).
+def shifted(params: LSTMParams, delta: float, exact_in: torch.dtype = torch.float32) -> LSTMParams:
+    """The forget bias (bias_ih's f block) raised by delta > 0, rounded to exact_in (still an exact input: float32
+    for the float64 and float32 cases, the case's dtype for bfloat16 and float16, strategies/exact.exact_for).
 
-    The rounded sum is >= the old bias (it is a float32 number and b + delta > b), so the shift
-    is positive whenever delta is at least half an ulp of the bias (always, for the draws used).
+    The rounded sum is >= the old bias (it is an exact_in number and b + delta > b), so the shift is
+    positive whenever delta is at least half an ulp of the bias (always in float32, for the draws used;
+    in bfloat16 a shift of 2^-4 on a bias of 20 rounds away: b_f + 0 = b_f, and non-decrease holds trivially).
     """
     n = params.hidden_size
     b = params.bias_ih.clone()
-    b[n:2 * n] = float32_exact(b[n:2 * n] + delta)
+    b[n:2 * n] = round_to(b[n:2 * n] + delta, exact_in)
     return LSTMParams(params.weight_ih, params.weight_hh, b, params.bias_hh)
 
 
@@ -88,7 +91,7 @@ def check_without_feedback(cut, problem, delta: float, device, dtype) -> dict:
     ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, W_hh = 0, b_f -> b_f + {delta:g}"
     x = p.xs.flatten(0, 1)
     h = torch.zeros(T * B, n, dtype=torch.float64)  # irrelevant: W_hh = 0
-    p1 = shifted(p.params, delta)
+    p1 = shifted(p.params, delta, exact_for(dtype))
     f0, f1 = (forget_gates(cut, q, x, h, device, dtype) for q in (p.params, p1))
     tol0, tol1 = (direct_term_error(q, x, h, dtype) for q in (p.params, p1))
     drop = f0 - f1
@@ -126,7 +129,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     p = problem
     T, B, n = p.steps, p.batch, p.hidden_size
     ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, b_f -> b_f + {delta:g}"
-    p1 = shifted(p.params, delta)
+    p1 = shifted(p.params, delta, exact_for(dtype))
     # The cell's gates along its own trajectories are σ(a^f) there (within their rounding bound).
     cell_f, states = [], []
     for q in (p.params, p1):
@@ -240,6 +243,7 @@ def _without_feedback(ctx, drawn):
 
 def _with_feedback(ctx, drawn):
     problem, delta_exp = drawn
+    problem = LP.exact_problem(problem, ctx.dtype)  # the float32-exact construction, rounded to bfloat16 / float16
     figures = check_with_feedback(ctx.cut, problem, 2.0 ** delta_exp, ctx.device, ctx.dtype)
     target(figures["max_gate_drop"], label="largest drop of a forget gate when b_f grows")
     if "decrease" in figures:
@@ -255,15 +259,21 @@ def _symbolic(ctx):
 CLAIM.define_checks(
     # First: one fixed example, which catches most buggy cells at once (the catalogue runs checks in this order).
     Check("forget-bias-table", _table, through_impl=True, dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+    # The four dtypes: values drawn exact in the case's dtype, b_f + Δ rounded to it (`shifted`), the construction
+    # rounded to it (LP.exact_problem). The bounds' ingredients are one-step bounds in the dtype (direct_term_error,
+    # vjp_tolerance: float32 accumulation, claims/tolerances.py) carried through |S_t| (lstm_backward_bound: no
+    # γ_T of the dtype); with W_hh = 0, dc_T/dc_0 = diag(Π f_t) does not depend on the states, so a sequence
+    # module's reconstructed states cost nothing there; the network part of the feedback check is float64.
     Check("monotone-without-feedback", _without_feedback,
-          drawn_from(st.tuples(sequence_problems(max_steps=8, recurrent=False, output_recurrence="zero"),
-                               _DELTA_EXPONENTS)),
-          through_impl=True, aggregate=minimum("min_norm_ratio_when_b_f_grows", "min_gate_increase"),
-          dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
+          per_dtype(lambda exact_in: st.tuples(sequence_problems(max_steps=8, recurrent=False, output_recurrence="zero",
+                                                                 exact_in=exact_in), _DELTA_EXPONENTS)),
+          dtypes=LP.ALL_DTYPES, through_impl=True,
+          aggregate=minimum("min_norm_ratio_when_b_f_grows", "min_gate_increase")),
     Check("monotonicity-with-feedback-checked", _with_feedback,
-          drawn_from(st.tuples(sequence_problems(max_steps=8, weight_exps=(-2, 3)), _DELTA_EXPONENTS)),
-          examples=((feedback_construction(), 0),), through_impl=True,
-          aggregate=minimum("min_gate_increase_h_fixed"), dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
+          per_dtype(lambda exact_in: st.tuples(sequence_problems(max_steps=8, weight_exps=(-2, 3), exact_in=exact_in),
+                                               _DELTA_EXPONENTS)),
+          examples=((feedback_construction(), 0),), dtypes=LP.ALL_DTYPES, through_impl=True,
+          aggregate=minimum("min_gate_increase_h_fixed")),
     Check("symbolic", _symbolic, dtypes=(), devices=()),
 )
 
