@@ -221,6 +221,15 @@ def _scan(ctx, drawn):
     return check_scan(ctx.cut, seq, ctx.device, ctx.dtype, block=block)
 
 
+SCAN_TEN_THOUSAND_NOT_LOW_PRECISION = (
+    "not run in bfloat16/float16, derived and measured: the scan's own rounding allowance, (1 + u)^3t - 1 of S_t "
+    "(each of its 3t roundings to the dtype), exceeds 1 from t = 60 in bfloat16 and t = 470 in float16 and is "
+    "6e50 and 2e6 at t = 10^4: past those steps no scan could fail the check. Run on the example rounded to the "
+    "dtype (torch.nn.LSTMCell, CPU) it passes with |scan - loop| <= 0.28 (bfloat16, 4.5% of max |c|) and 0.027 "
+    "(float16, 0.44%), worst error over allowed 0.066 and 0.055, reached in the early steps the drawn scans "
+    "(scan-equals-loop-when-gates-ignore-h, T <= 40, all four dtypes) already check")
+
+
 def _scan_ten_thousand(ctx):
     # One fixed sequence (Hypothesis cannot draw 6·10^4 inputs): f ≈ σ(3) keeps tens of steps of memory.
     return check_scan(ctx.cut, random_sequence(10_000, steps=10_000, hidden_feedback=False), ctx.device, ctx.dtype)
@@ -230,12 +239,20 @@ def _not_affine(ctx, problem):
     return check_not_affine(ctx.cut, problem, ctx.device, ctx.dtype)
 
 
+STORED_NOT_AFFINE_NOT_BFLOAT16 = (
+    "not run in bfloat16, measured: at the stored example rounded to bfloat16 the one-step Jacobian moves by 0.0607 "
+    "when c halves, 0.19 times L2's derived bfloat16 rounding bound of the two Jacobians (float16: 1.66, float32: "
+    "9465; torch.nn.LSTMCell and torch.nn.LSTM on CPU): bfloat16's 8-bit significand does not resolve the change "
+    "(the drawn check h-dependent-step-is-not-affine-in-c runs there and reports the ratio)")
+
+
 def _stored_not_affine(ctx):
     """The G1 example at a nonzero state: the Jacobian moves far beyond rounding when c halves."""
     seq = fixed_point_example(1)
     z = torch.zeros(1, 2, dtype=torch.float64)
     problem = StepProblem(seq.params, seq.xs[0], z, torch.tensor([[0.5, -0.25]], dtype=torch.float64),
                           torch.tensor([[0.75, 0.5]], dtype=torch.float64), z, z)
+    problem = LP.exact_problem(problem, ctx.dtype)  # float16: x rounded (by <= 3e-5); the rest is float16-exact
     figures = check_not_affine(ctx.cut, problem, ctx.device, ctx.dtype)
     if not figures["jacobian_change_over_rounding"] > 1:
         raise ClaimViolation("G4", f"{ctx.where}: at the stored example the cell's one-step Jacobian does not move "
@@ -253,9 +270,11 @@ CLAIM.define_checks(
           dtypes=ALL_DTYPES, through_impl=True),
     Check("scan-equals-loop-at-ten-thousand-steps", _scan_ten_thousand, through_impl=True,
           not_in_catalogue="one fixed 10^4-step sequence, seconds per cell; the drawn scans run the same check",
-          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+          dtypes_why_not=SCAN_TEN_THOUSAND_NOT_LOW_PRECISION),
     Check("h-dependent-step-is-not-affine-in-c", _not_affine, per_dtype(partial(step_problems, max_hidden=4)),
           dtypes=ALL_DTYPES, through_impl=True),
+    # float16 too, the example rounded to it: its Jacobian moves when c halves by 1.66 times L2's float16 rounding
+    # bound (torch.nn.LSTMCell and torch.nn.LSTM, CPU), so the expectation (> 1) stands as derived.
     Check("stored-example-is-not-affine-in-c", _stored_not_affine, through_impl=True,
-          dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+          dtypes=("float64", "float32", "float16"), dtypes_why_not=STORED_NOT_AFFINE_NOT_BFLOAT16),
 )
