@@ -33,7 +33,9 @@ from lstm_claims.claims.forget_bias_study import (
     FLOWS, TABLE_SIZES, VANISHED, central_curves, forget_bias_table, table_inputs, table_problem,
     vanilla_rnn_beside_table,
 )
+from lstm_claims.claims.cell_under_test import is_sequence_module
 from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
+from lstm_claims.claims.sequence_tolerances import sequence_forward_bound
 from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.record import Check, minimum, numbers
@@ -49,7 +51,6 @@ from lstm_claims.reference.jacobian_chain import full_state_jacobian, unroll
 from lstm_claims.reference.long_range import state_jacobians_along, step_inputs, true_backward
 from lstm_claims.reference.lstm_step import LSTMParams, preactivations
 from lstm_claims.reference.unrolled_backward import LSTMSequence
-from lstm_claims.strategies.long_range_sequences import float32_exact
 from lstm_claims.strategies.exact import exact_for, per_dtype, round_to
 
 CLAIM = register(Claim(
@@ -197,16 +198,20 @@ def b_f_one_counterexample(table: dict) -> dict | None:
 def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0, steps: int = 10) -> dict:
     """One table entry through the cell under test: its unrolled autograd dc_T/dc_0 against the closed form."""
     __tracebackhide__ = True
+    exact = exact_for(dtype)  # float32 for float64 and float32, the dtype itself for bfloat16 and float16
     p = table_problem(config, seed)
-    p = p.map(float32_exact)  # exact inputs for a float32 cell (the entry changes by ~1e-7 relatively)
-    xs = float32_exact(table_inputs(seed, steps))
+    p = p.map(lambda t: round_to(t, exact))  # exact inputs for the cell (the entry changes by ~u relatively)
+    xs = round_to(table_inputs(seed, steps), exact)
     n = p.hidden_size
     zeros = torch.zeros(1, n, dtype=torch.float64)
     run = unrolled_c_jacobian(cut, LSTMSequence(p, xs, zeros, zeros), device, dtype)
     inp = step_inputs(p, run.xs, run.hs, run.cs)
     S = state_jacobians_along(p, inp)
     ref = true_backward(p, inp, run.seeds)
-    tol = lstm_backward_bound(p, inp, S, ref.v_h, ref.v_c, dtype).view(1, n, n)
+    # A sequence module's states between the ends are reconstructed: its own are within E_t of them.
+    c_error = (sequence_forward_bound(p, run.xs, run.hs[0], run.cs[0], run.hs[1:], dtype).c_allowed
+               if is_sequence_module(cut.with_params(p, device, dtype)) else None)
+    tol = lstm_backward_bound(p, inp, S, ref.v_h, ref.v_c, dtype, c_error=c_error).view(1, n, n)
     assert_within("L9", f"the cell's dc_T/dc_0 at the table's {config}, seed {seed}, T={steps}", run.J,
                   ref.rows.view(1, n, n), tol, context=f"{where(device, dtype)}, n = m = {n}",
                   why="rounding bound of the cell's backward through T steps (as L6)")
@@ -258,7 +263,11 @@ def _symbolic(ctx):
 
 CLAIM.define_checks(
     # First: one fixed example, which catches most buggy cells at once (the catalogue runs checks in this order).
-    Check("forget-bias-table", _table, through_impl=True, dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+    # The four dtypes: the table and its b_f = 1 refutation are float64 (norms below 2^-24, float32's u; an O(1)
+    # gradient summed in bfloat16 or float16 loses anything below their u, 2^-8 or 2^-11, so the refutation holds
+    # there a fortiori); the cell's part is one entry's dc_T/dc_0, its inputs rounded to the case's dtype and its
+    # bound lstm_backward_bound in that dtype (plus a sequence module's reconstructed states: c_error).
+    Check("forget-bias-table", _table, through_impl=True, dtypes=LP.ALL_DTYPES),
     # The four dtypes: values drawn exact in the case's dtype, b_f + Δ rounded to it (`shifted`), the construction
     # rounded to it (LP.exact_problem). The bounds' ingredients are one-step bounds in the dtype (direct_term_error,
     # vjp_tolerance: float32 accumulation, claims/tolerances.py) carried through |S_t| (lstm_backward_bound: no

@@ -89,7 +89,7 @@ def product_bound(abs_product: torch.Tensor, steps: int, n: int, dtype=torch.flo
 # --- LSTM: backward through T steps (L6, L9 through |S_t|; G1-G4 through the step magnitudes) --
 
 def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Tensor, v_c: torch.Tensor,
-                        dtype) -> torch.Tensor:
+                        dtype, *, c_error=None) -> torch.Tensor:
     """Bound on |cell's rows of dc_T/dc_0 - reference rows|, (R, n), along the cell's trajectory.
 
     inp: reference.long_range.StepInputs of the trajectory; S: its state Jacobians (T, R, 2n, 2n);
@@ -97,6 +97,11 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
     claims.tolerances.vjp_tolerance (the cell's VJP bound in `dtype` plus the float64
     reference's), so the bound covers both the cell's rounding and the reference's. The
     recursion of `unrolled_vjp_bound`, carried through |S_t| (module docstring: why both).
+
+    c_error (T, R, n): for a sequence module whose states between the ends are reconstructed, the bound E_t
+    on |module's c_t - inp's c_t| (claims/sequence_tolerances.py); each step then adds `trajectory_mismatch`
+    at |v| + err, as in unrolled_vjp_bound (the exact VJP at the module's states minus at the reconstructed
+    ones; |S_t|ᵀ err carries the rest).
     """
     T, R, n = inp.c_prev.shape
     err_h = torch.zeros(R, n, dtype=torch.float64)
@@ -106,8 +111,14 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
         tol = vjp_tolerance(params, inp.x[t], inp.h_prev[t], inp.c_prev[t], v_h[t + 1].abs() + err_h,
                             v_c[t + 1].abs() + err_c, dtype)
         prop = torch.cat([err_h, err_c], dim=1).unsqueeze(1) @ absS[t]  # |S_t|ᵀ |d_t| as a row vector
-        err_h = prop[:, 0, :n] + tol["h"]
-        err_c = prop[:, 0, n:] + tol["c"]
+        moved_h = moved_c = 0
+        if c_error is not None:
+            E_prev = c_error[t - 1] if t >= 1 else torch.zeros_like(err_c)
+            moved = trajectory_mismatch(params, inp.x[t], inp.h_prev[t], inp.c_prev[t], v_h[t + 1].abs() + err_h,
+                                        v_c[t + 1].abs() + err_c, E_prev, c_error[t])
+            moved_h, moved_c = moved["h"], moved["c"]
+        err_h = prop[:, 0, :n] + tol["h"] + moved_h
+        err_c = prop[:, 0, n:] + tol["c"] + moved_c
     return err_c
 
 
