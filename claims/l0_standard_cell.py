@@ -82,8 +82,8 @@ CLAIM.define_checks(
     # The implementation's own time loop over whole sequences (claims/l0_sequences.py), early: it is
     # cheap (its explicit examples, T = 257 and 1000, take well under a second) and catches the
     # bugs of a sequence kernel's loop, so that --fail-fast reports them in seconds.
-    Check("sequence-forward", on_impl(S.check_sequence_forward), drawn_from(sequence_checks()),
-          examples=S.SEQUENCE_EXAMPLES, through_impl=True, dtypes_why_not=S.LOW_PRECISION_PENDING),
+    Check("sequence-forward", on_impl_exact(S.check_sequence_forward), per_dtype(sequence_checks),
+          examples=S.SEQUENCE_EXAMPLES, **LP),
     # Where kernels break (claims/l0_kernel_regimes.py): tile tails, block caps and large batches ...
     Check("forward-kernel-sizes", on_impl_exact(K.in_regime("kernel sizes", check_forward)),
           per_dtype(kernel_step_problems), examples=KERNEL_EXAMPLES, **LP),
@@ -121,7 +121,7 @@ CLAIM.define_checks(
     # Vector-Jacobian products through the whole sequence (claims/l0_sequences.py).
     # A choice: 0.3 of the profile's examples (9 in ci, 180 in thorough), since its carried bound costs
     # about 7 ms a step (claims/l0_sequences.py); the forward check covers the same lengths cheaply.
-    Check("sequence-backward", on_impl(S.check_sequence_backward),
-          drawn_from(sequence_checks(bands=S.BACKWARD_BANDS)), examples=S.BACKWARD_EXAMPLES, through_impl=True,
-          max_examples_scale=0.3, dtypes_why_not=S.LOW_PRECISION_PENDING),
+    Check("sequence-backward", on_impl_exact(S.check_sequence_backward),
+          per_dtype(partial(sequence_checks, bands=S.BACKWARD_BANDS)), examples=S.BACKWARD_EXAMPLES,
+          max_examples_scale=0.3, **LP),
 )

@@ -44,6 +44,7 @@ from lstm_claims.reference.lstm_step import LSTMParams
 from lstm_claims.reference.unrolled_backward import LSTMSequence
 from lstm_claims.strategies.lstm_problems import StepProblem
 from lstm_claims.strategies.long_range_sequences import float32_exact, seeded_uniform
+from lstm_claims.strategies.exact import exact_for, per_dtype, round_to
 
 CLAIM = register(Claim(
     id="L7",
@@ -164,9 +165,13 @@ def cell_factors(cut, problem, device, dtype):
     """The cell's J_t (J_1 = D_1) and the diagonal of its D_t along its own trajectory, (T, B, n, n), (T, B, n).
 
     For t >= 2 the cell's Jacobian through h_{t-1} = o_{t-1} ⊙ tanh(c_{t-1}) (L2's setting), with
-    o_{t-1} the reference gate at the cell's trajectory rounded to float32 (an exact input in both
-    dtypes), and D_t at the h that the cell computed from them; at t = 1, h_0 is held fixed.
-    Also checks the cell's J_t against the closed form within L2's derived tolerance.
+    o_{t-1} the reference gate at the cell's trajectory rounded to exact_for(dtype) (float32 for float64
+    and float32, the dtype itself for bfloat16 and float16: an exact input of the case), and D_t at the
+    h that the cell computed from them; at t = 1, h_0 is held fixed. The states c_{t-1} are rounded the
+    same way: a cell's own are exact already, a sequence module's are reconstructed in float64
+    (claims/unrolled_sequence.py) and would otherwise be rounded by the cell, a rounding L2's tolerance
+    does not cover. (The theorem holds for any factors: which exact states they are taken at is free.)
+    Also checks the cell's J_t against the closed form within L2's derived tolerance (in the dtype).
     """
     __tracebackhide__ = True
     p = problem
@@ -175,8 +180,10 @@ def cell_factors(cut, problem, device, dtype):
     inp = step_inputs(p.params, p.xs, hs, cs)
     flat = lambda t: t.flatten(0, 1)  # noqa: E731  (T, B, ...) -> (T B, ...)
     zeros = torch.zeros(T * B, n, dtype=torch.float64)
-    o_prev = float32_exact(flat(inp.o_prev))
-    rows = StepProblem(p.params, flat(inp.x), flat(inp.h_prev), flat(inp.c_prev), o_prev, zeros, zeros)
+    exact = exact_for(dtype)
+    o_prev = round_to(flat(inp.o_prev), exact)
+    rows = StepProblem(p.params, flat(inp.x), flat(inp.h_prev), round_to(flat(inp.c_prev), exact), o_prev, zeros,
+                       zeros)
     J = torch.empty(T * B, n, n, dtype=torch.float64)
     D = torch.empty(T * B, n, n, dtype=torch.float64)
     first = slice(0, B)
@@ -239,6 +246,7 @@ def _plot_bound_vs_observed(ctx, figures, label):
 
 
 def _through_cell(ctx, problem):
+    problem = LP.exact_problem(problem, ctx.dtype)  # the float32-exact premise example, rounded to bfloat16 / float16
     figures = check_through_cell(ctx.cut, problem, ctx.device, ctx.dtype)
     target(figures["max_tightness"], label="observed / bound")
     _plot_bound_vs_observed(ctx, figures, f"through the cell, T <= 16 ({ctx.where})")
@@ -266,9 +274,11 @@ def _symbolic(ctx):
 
 CLAIM.define_checks(
     # Explicit example: small indirect terms, Π f ~ 1e-20: relative error >> 1.
-    Check("bound-through-cell", _through_cell, drawn_from(sequence_problems(max_steps=16, max_hidden=5, max_batch=2)),
-          examples=(premise_example(16, w_exp=-3),), through_impl=True,
-          dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
+    # The four dtypes: the theorem holds for any factors, so the dtype enters only through the cell's factors,
+    # checked within L2's tolerance in the dtype; the products and the bound are float64 (bound_check).
+    Check("bound-through-cell", _through_cell,
+          per_dtype(lambda exact_in: sequence_problems(max_steps=16, max_hidden=5, max_batch=2, exact_in=exact_in)),
+          examples=(premise_example(16, w_exp=-3),), dtypes=LP.ALL_DTYPES, through_impl=True),
     # Explicit example: every ε_t < 0.02, Π f ~ 1e-73: relative error ~ 13. Closed forms only (float64).
     Check("bound-long-closed-forms", _long_closed_forms,
           drawn_from(sequence_problems(max_steps=200, max_hidden=6, max_batch=3)),

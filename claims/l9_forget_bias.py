@@ -33,10 +33,12 @@ from lstm_claims.claims.forget_bias_study import (
     FLOWS, TABLE_SIZES, VANISHED, central_curves, forget_bias_table, table_inputs, table_problem,
     vanilla_rnn_beside_table,
 )
+from lstm_claims.claims.cell_under_test import is_sequence_module
 from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
+from lstm_claims.claims.sequence_tolerances import sequence_forward_bound
 from lstm_claims.claims import low_precision as LP
 from lstm_claims.claims.registry import Claim, register
-from lstm_claims.claims.record import Check, drawn_from, minimum, numbers
+from lstm_claims.claims.record import Check, minimum, numbers
 from hypothesis import strategies as st, target
 from lstm_claims.strategies.long_range_sequences import sequence_problems
 from lstm_claims.claims.tolerances import direct_term_error, frobenius, gamma
@@ -49,7 +51,7 @@ from lstm_claims.reference.jacobian_chain import full_state_jacobian, unroll
 from lstm_claims.reference.long_range import state_jacobians_along, step_inputs, true_backward
 from lstm_claims.reference.lstm_step import LSTMParams, preactivations
 from lstm_claims.reference.unrolled_backward import LSTMSequence
-from lstm_claims.strategies.long_range_sequences import float32_exact
+from lstm_claims.strategies.exact import exact_for, per_dtype, round_to
 
 CLAIM = register(Claim(
     id="L9",
@@ -64,15 +66,17 @@ CLAIM = register(Claim(
     unconditional=False,  # the condition is part of the statement: `holds-under-condition`
 ))
 
-def shifted(params: LSTMParams, delta: float) -> LSTMParams:
-    """The forget bias (bias_ih's f block) raised by delta > 0, rounded to float32 (still an exact input).
+def shifted(params: LSTMParams, delta: float, exact_in: torch.dtype = torch.float32) -> LSTMParams:
+    """The forget bias (bias_ih's f block) raised by delta > 0, rounded to exact_in (still an exact input: float32
+    for the float64 and float32 cases, the case's dtype for bfloat16 and float16, strategies/exact.exact_for).
 
-    The rounded sum is >= the old bias (it is a float32 number and b + delta > b), so the shift
-    is positive whenever delta is at least half an ulp of the bias (always, for the draws used).
+    The rounded sum is >= the old bias (it is an exact_in number and b + delta > b), so the shift is
+    positive whenever delta is at least half an ulp of the bias (always in float32, for the draws used;
+    in bfloat16 a shift of 2^-4 on a bias of 20 rounds away: b_f + 0 = b_f, and non-decrease holds trivially).
     """
     n = params.hidden_size
     b = params.bias_ih.clone()
-    b[n:2 * n] = float32_exact(b[n:2 * n] + delta)
+    b[n:2 * n] = round_to(b[n:2 * n] + delta, exact_in)
     return LSTMParams(params.weight_ih, params.weight_hh, b, params.bias_hh)
 
 
@@ -88,7 +92,7 @@ def check_without_feedback(cut, problem, delta: float, device, dtype) -> dict:
     ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, W_hh = 0, b_f -> b_f + {delta:g}"
     x = p.xs.flatten(0, 1)
     h = torch.zeros(T * B, n, dtype=torch.float64)  # irrelevant: W_hh = 0
-    p1 = shifted(p.params, delta)
+    p1 = shifted(p.params, delta, exact_for(dtype))
     f0, f1 = (forget_gates(cut, q, x, h, device, dtype) for q in (p.params, p1))
     tol0, tol1 = (direct_term_error(q, x, h, dtype) for q in (p.params, p1))
     drop = f0 - f1
@@ -126,7 +130,7 @@ def check_with_feedback(cut, problem, delta: float, device, dtype) -> dict:
     p = problem
     T, B, n = p.steps, p.batch, p.hidden_size
     ctx = f"{where(device, dtype)}, T={T} B={B} n={n}, b_f -> b_f + {delta:g}"
-    p1 = shifted(p.params, delta)
+    p1 = shifted(p.params, delta, exact_for(dtype))
     # The cell's gates along its own trajectories are σ(a^f) there (within their rounding bound).
     cell_f, states = [], []
     for q in (p.params, p1):
@@ -194,16 +198,20 @@ def b_f_one_counterexample(table: dict) -> dict | None:
 def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0, steps: int = 10) -> dict:
     """One table entry through the cell under test: its unrolled autograd dc_T/dc_0 against the closed form."""
     __tracebackhide__ = True
+    exact = exact_for(dtype)  # float32 for float64 and float32, the dtype itself for bfloat16 and float16
     p = table_problem(config, seed)
-    p = p.map(float32_exact)  # exact inputs for a float32 cell (the entry changes by ~1e-7 relatively)
-    xs = float32_exact(table_inputs(seed, steps))
+    p = p.map(lambda t: round_to(t, exact))  # exact inputs for the cell (the entry changes by ~u relatively)
+    xs = round_to(table_inputs(seed, steps), exact)
     n = p.hidden_size
     zeros = torch.zeros(1, n, dtype=torch.float64)
     run = unrolled_c_jacobian(cut, LSTMSequence(p, xs, zeros, zeros), device, dtype)
     inp = step_inputs(p, run.xs, run.hs, run.cs)
     S = state_jacobians_along(p, inp)
     ref = true_backward(p, inp, run.seeds)
-    tol = lstm_backward_bound(p, inp, S, ref.v_h, ref.v_c, dtype).view(1, n, n)
+    # A sequence module's states between the ends are reconstructed: its own are within E_t of them.
+    c_error = (sequence_forward_bound(p, run.xs, run.hs[0], run.cs[0], run.hs[1:], dtype).c_allowed
+               if is_sequence_module(cut.with_params(p, device, dtype)) else None)
+    tol = lstm_backward_bound(p, inp, S, ref.v_h, ref.v_c, dtype, c_error=c_error).view(1, n, n)
     assert_within("L9", f"the cell's dc_T/dc_0 at the table's {config}, seed {seed}, T={steps}", run.J,
                   ref.rows.view(1, n, n), tol, context=f"{where(device, dtype)}, n = m = {n}",
                   why="rounding bound of the cell's backward through T steps (as L6)")
@@ -218,14 +226,20 @@ def proofs() -> list[dict]:
 
 # The bias step Δ = 2^k of the monotonicity checks, k drawn here (a choice: 1/16 to 4 spans gentle to large steps).
 _DELTA_EXPONENTS = st.integers(-4, 2)
+LP_DTYPES = (torch.bfloat16, torch.float16)
 
 
 def _table(ctx):
     table = forget_bias_table()
-    ctx.figures(table=table, plot_norm_vs_T=central_picture(table))
-    curves = central_curves()  # the report's first screen: every t = 1..1000, per dtype (reference code, no cell)
-    ctx.figures(plot_central_norm_vs_t=central_picture_by_dtype(curves), central_medians_log10=central_rows(curves),
-                central_power_iteration_gap_log10=curves["max_power_iteration_gap_log10"])
+    if ctx.dtype not in LP_DTYPES:
+        # The table and the central curves are float64 and the same in every case: the float64 and float32 cases
+        # record them; a bfloat16 or float16 case adds its cell entry and the refutation (1.1 s of plots saved
+        # per low-precision case, measured, for the ci budget).
+        ctx.figures(table=table, plot_norm_vs_T=central_picture(table))
+        curves = central_curves()  # the report's first screen: every t = 1..1000, per dtype (reference, no cell)
+        ctx.figures(plot_central_norm_vs_t=central_picture_by_dtype(curves),
+                    central_medians_log10=central_rows(curves),
+                    central_power_iteration_gap_log10=curves["max_power_iteration_gap_log10"])
     figures = check_table_cell(ctx.cut, ctx.device, ctx.dtype)
     cx = b_f_one_counterexample(table)
     if cx:
@@ -240,6 +254,7 @@ def _without_feedback(ctx, drawn):
 
 def _with_feedback(ctx, drawn):
     problem, delta_exp = drawn
+    problem = LP.exact_problem(problem, ctx.dtype)  # the float32-exact construction, rounded to bfloat16 / float16
     figures = check_with_feedback(ctx.cut, problem, 2.0 ** delta_exp, ctx.device, ctx.dtype)
     target(figures["max_gate_drop"], label="largest drop of a forget gate when b_f grows")
     if "decrease" in figures:
@@ -254,16 +269,26 @@ def _symbolic(ctx):
 
 CLAIM.define_checks(
     # First: one fixed example, which catches most buggy cells at once (the catalogue runs checks in this order).
-    Check("forget-bias-table", _table, through_impl=True, dtypes_why_not=LP.FIXED_FLOAT32_EXAMPLE),
+    # The four dtypes: the table and its b_f = 1 refutation are float64 (norms below 2^-24, float32's u; an O(1)
+    # gradient summed in bfloat16 or float16 loses anything below their u, 2^-8 or 2^-11, so the refutation holds
+    # there a fortiori); the cell's part is one entry's dc_T/dc_0, its inputs rounded to the case's dtype and its
+    # bound lstm_backward_bound in that dtype (plus a sequence module's reconstructed states: c_error).
+    Check("forget-bias-table", _table, through_impl=True, dtypes=LP.ALL_DTYPES),
+    # The four dtypes: values drawn exact in the case's dtype, b_f + Δ rounded to it (`shifted`), the construction
+    # rounded to it (LP.exact_problem). The bounds' ingredients are one-step bounds in the dtype (direct_term_error,
+    # vjp_tolerance: float32 accumulation, claims/tolerances.py) carried through |S_t| (lstm_backward_bound: no
+    # γ_T of the dtype); with W_hh = 0, dc_T/dc_0 = diag(Π f_t) does not depend on the states, so a sequence
+    # module's reconstructed states cost nothing there; the network part of the feedback check is float64.
     Check("monotone-without-feedback", _without_feedback,
-          drawn_from(st.tuples(sequence_problems(max_steps=8, recurrent=False, output_recurrence="zero"),
-                               _DELTA_EXPONENTS)),
-          through_impl=True, aggregate=minimum("min_norm_ratio_when_b_f_grows", "min_gate_increase"),
-          dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
+          per_dtype(lambda exact_in: st.tuples(sequence_problems(max_steps=8, recurrent=False, output_recurrence="zero",
+                                                                 exact_in=exact_in), _DELTA_EXPONENTS)),
+          dtypes=LP.ALL_DTYPES, through_impl=True,
+          aggregate=minimum("min_norm_ratio_when_b_f_grows", "min_gate_increase")),
     Check("monotonicity-with-feedback-checked", _with_feedback,
-          drawn_from(st.tuples(sequence_problems(max_steps=8, weight_exps=(-2, 3)), _DELTA_EXPONENTS)),
-          examples=((feedback_construction(), 0),), through_impl=True,
-          aggregate=minimum("min_gate_increase_h_fixed"), dtypes_why_not=LP.SEQUENCE_BOUND_PENDING),
+          per_dtype(lambda exact_in: st.tuples(sequence_problems(max_steps=8, weight_exps=(-2, 3), exact_in=exact_in),
+                                               _DELTA_EXPONENTS)),
+          examples=((feedback_construction(), 0),), dtypes=LP.ALL_DTYPES, through_impl=True,
+          aggregate=minimum("min_gate_increase_h_fixed")),
     Check("symbolic", _symbolic, dtypes=(), devices=()),
 )
 

@@ -38,11 +38,24 @@ dtype. What is new here is how one-step errors *accumulate* along a chain:
 - the forward drift of a float64 unroll and the forget gates along it (`drift_bound`,
   `gate_error_along`, L9): one-step forward errors carried through |S_t|.
 
+Low precision (bfloat16, float16): the one-step bounds carried here (vjp_tolerance,
+forward_error, sum_error) are the dtype's, with the accumulation assumption of
+claims/tolerances.py (float32 accumulation, one rounding to the dtype). What is new over T
+steps is a *sequence of elementwise roundings*, not one accumulation: autograd adds the T
+per-step gradients of a parameter one at a time, each addition computed in float32 and
+rounded to the dtype. That is T - 1 roundings to the dtype, whose worst case is
+(1 + u)^(T-1) - 1 (`compounded`), valid for every T: γ_T = T u / (1 - T u) is its
+simplification for T u < 1 and undefined in bfloat16 from T = 256 (and 1.05, a 105%
+allowance, at T = 131). The worst case is real: a bfloat16 sum that stagnates (256 + 1 = 256)
+loses every later term.
+
 |S_t| is evaluated in float64 from the computed trajectory; it differs from the exact |S_t|
 by O(u) relatively, which changes the bound by O(u) times an error that is itself O(u):
 second order, and dropped like every second-order term of Higham's first-order bounds.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -51,12 +64,22 @@ from lstm_claims.claims.tolerances import (
     sum_error, unit_roundoff, vjp_error, vjp_tolerance,
 )
 from lstm_claims.reference.jacobian_chain import state_transition_jacobians
-from lstm_claims.reference.lstm_step import LSTMParams
+from lstm_claims.reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
 from lstm_claims.reference.unrolled_backward import LSTMSequence, UnrolledGrads, backward_steps, step_vjp_magnitudes
 
 
 
 # --- generic -----------------------------------------------------------------------------
+
+def compounded(k: int, dtype) -> float:
+    """(1 + u)^k - 1: the worst relative error of k successive roundings to `dtype` (a sum of k + 1 terms added
+    one at a time, each addition rounded once), valid for every k; <= γ_k where γ_k is defined (k u < 1).
+
+    Higham's Lemma 3.1 bounds |Π(1 + δ_i) - 1| for |δ_i| <= u by γ_k; with factors (1 + δ_i) only (no
+    inverses) the exact worst case is (1 + u)^k - 1, which needs no k u < 1.
+    """
+    return math.expm1(k * math.log1p(unit_roundoff(dtype)))
+
 
 def product_bound(abs_product: torch.Tensor, steps: int, n: int, dtype=torch.float64) -> torch.Tensor:
     """Elementwise bound on |fl(A_T ⋯ A_1) - A_T ⋯ A_1| given |A_T| ⋯ |A_1| (Higham Lemma 3.7)."""
@@ -66,7 +89,7 @@ def product_bound(abs_product: torch.Tensor, steps: int, n: int, dtype=torch.flo
 # --- LSTM: backward through T steps (L6, L9 through |S_t|; G1-G4 through the step magnitudes) --
 
 def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Tensor, v_c: torch.Tensor,
-                        dtype) -> torch.Tensor:
+                        dtype, *, c_error=None) -> torch.Tensor:
     """Bound on |cell's rows of dc_T/dc_0 - reference rows|, (R, n), along the cell's trajectory.
 
     inp: reference.long_range.StepInputs of the trajectory; S: its state Jacobians (T, R, 2n, 2n);
@@ -74,6 +97,11 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
     claims.tolerances.vjp_tolerance (the cell's VJP bound in `dtype` plus the float64
     reference's), so the bound covers both the cell's rounding and the reference's. The
     recursion of `unrolled_vjp_bound`, carried through |S_t| (module docstring: why both).
+
+    c_error (T, R, n): for a sequence module whose states between the ends are reconstructed, the bound E_t
+    on |module's c_t - inp's c_t| (claims/sequence_tolerances.py); each step then adds `trajectory_mismatch`
+    at |v| + err, as in unrolled_vjp_bound (the exact VJP at the module's states minus at the reconstructed
+    ones; |S_t|ᵀ err carries the rest).
     """
     T, R, n = inp.c_prev.shape
     err_h = torch.zeros(R, n, dtype=torch.float64)
@@ -83,12 +111,54 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
         tol = vjp_tolerance(params, inp.x[t], inp.h_prev[t], inp.c_prev[t], v_h[t + 1].abs() + err_h,
                             v_c[t + 1].abs() + err_c, dtype)
         prop = torch.cat([err_h, err_c], dim=1).unsqueeze(1) @ absS[t]  # |S_t|ᵀ |d_t| as a row vector
-        err_h = prop[:, 0, :n] + tol["h"]
-        err_c = prop[:, 0, n:] + tol["c"]
+        moved_h = moved_c = 0
+        if c_error is not None:
+            E_prev = c_error[t - 1] if t >= 1 else torch.zeros_like(err_c)
+            moved = trajectory_mismatch(params, inp.x[t], inp.h_prev[t], inp.c_prev[t], v_h[t + 1].abs() + err_h,
+                                        v_c[t + 1].abs() + err_c, E_prev, c_error[t])
+            moved_h, moved_c = moved["h"], moved["c"]
+        err_h = prop[:, 0, :n] + tol["h"] + moved_h
+        err_c = prop[:, 0, n:] + tol["c"] + moved_c
     return err_c
 
 
-def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype) -> tuple[UnrolledGrads, UnrolledGrads]:
+def _step_magnitudes(params: LSTMParams, x, h, c_abs, tanh_c, dtanh_c, e_h, e_c) -> dict:
+    """reference.unrolled_backward.step_vjp_magnitudes with |c_(t-1)|, |tanh c_t| and tanh'(c_t) given (each
+    possibly enlarged): the step's backward on absolute values, a polynomial with non-negative coefficients in
+    them (the gates depend on x_t and h_(t-1) only)."""
+    gt = preactivations(params, x, h)
+    dc = e_c + e_h * gt.o * dtanh_c
+    do = e_h * tanh_c
+    da = torch.cat([dc * gt.g.abs() * dsigmoid(gt.a_i), dc * c_abs * dsigmoid(gt.a_f),
+                    dc * gt.i * dtanh(gt.a_g), do * dsigmoid(gt.a_o)], dim=1)
+    db = da.sum(0)
+    return {"x": da @ params.weight_ih.abs(), "h": da @ params.weight_hh.abs(), "c": dc * gt.f,
+            "weight_ih": da.T @ x.abs(), "weight_hh": da.T @ h.abs(), "bias_ih": db, "bias_hh": db.clone()}
+
+
+def trajectory_mismatch(params: LSTMParams, x, h, c, v_h, v_c, E_prev, E_next) -> dict:
+    """Bound on |J(module's states)ᵀ v - J(reconstructed states)ᵀ v| for one step, |v| <= (v_h, v_c) (>= 0).
+
+    A sequence module's cell states between the ends are reconstructed in float64
+    (claims/unrolled_sequence.py); its own c_(t-1) and c_t are within E_prev and E_next of the
+    reconstruction (claims/sequence_tolerances.py). The step's VJP is a polynomial in |c_(t-1)|,
+    tanh c_t and tanh'(c_t) (the gates read x_t and h_(t-1) only, the module's own), so it moves by at
+    most its absolute-value form at the factors enlarged by how far each may move minus at the exact ones
+    (|Π F'_i - Π F_i| <= Π(|F_i| + Δ_i) - Π|F_i| for |F'_i - F_i| <= Δ_i): |c_(t-1)| + E_prev, |tanh c_t| +
+    min(E_next, 2) (tanh is 1-Lipschitz, within [-1, 1]), tanh'(c_t) + min(2 E_next + E_next^2, 1)
+    (|t̂² - t²| = |t̂ - t||t̂ + t|; both within [0, 1]).
+    """
+    gt = preactivations(params, x, h)
+    c_next = gt.f * c + gt.i * gt.g
+    tc, dtc = torch.tanh(c_next).abs(), dtanh(c_next)
+    exact = _step_magnitudes(params, x, h, c.abs(), tc, dtc, v_h, v_c)
+    enlarged = _step_magnitudes(params, x, h, c.abs() + E_prev, tc + E_next.clamp(max=2),
+                                dtc + (2 * E_next + E_next ** 2).clamp(max=1), v_h, v_c)
+    return {k: enlarged[k] - exact[k] for k in exact}
+
+
+def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype, *,
+                       c_error=None) -> tuple[UnrolledGrads, UnrolledGrads]:
     """(the closed-form gradients along the trajectory hs, cs; the allowed |cell - closed form|), float64.
 
     The closed form is reference.unrolled_backward.unrolled_vjp (the same chain, `backward_steps`,
@@ -102,9 +172,16 @@ def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype) -> tuple[
     (|J_t|ᵀ e_t <= step_vjp_magnitudes: see the module docstring for why not |S_t|ᵀ e_t here).
     Gradients with respect to x_t and the parameters pick up the same two terms at their step;
     the parameter gradients are then summed over T steps by autograd in the cell's dtype (any
-    order), which adds γ_T of the sum of the magnitudes, and by the reference in float64. A
-    cotangent injected at a step where one also arrives from later steps is added once more:
-    u |v| + η.
+    order, one rounding per addition: `compounded(T)`, γ_T where T u < 1), and by the reference
+    in float64. A cotangent injected at a step where one also arrives from later steps is added
+    once more: u |v| + η.
+
+    c_error (T, B, n), for a sequence module whose cs[:-1] are reconstructed (claims/unrolled_sequence.py):
+    the bound E_t on |module's c_t - cs[t - 1]| (claims/sequence_tolerances.py; E_T may be 0, c_T being the
+    module's own, but the reference recomputes c_T from c_(T-1)). Each step then also adds
+    `trajectory_mismatch` at |v_t| + e_t: the module differentiates along its own states. (The rounding
+    bound vjp_tolerance is evaluated at the reconstructed states: moving them by E changes it by its
+    relative size, a few u, times the mismatch term, a second-order term dropped as in the module docstring.)
     """
     T = max(inject)
     p = seq.params
@@ -122,16 +199,21 @@ def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype) -> tuple[
             e_h, e_c = e_h + u * (v_h.abs() + e_h) + eta, e_c + u * (v_c.abs() + e_c) + eta
         tol = vjp_tolerance(p, step.x, step.h, step.c, v_h.abs() + e_h, v_c.abs() + e_c, dtype)
         carried = step_vjp_magnitudes(p, step.x, step.h, step.c, e_h, e_c)
+        if c_error is not None:
+            E_prev = c_error[step.t - 2] if step.t >= 2 else zeros
+            moved = trajectory_mismatch(p, step.x, step.h, step.c, v_h.abs() + e_h, v_c.abs() + e_c, E_prev,
+                                        c_error[step.t - 1])
+            carried = {k: carried[k] + moved[k] for k in carried}
         ref_x[step.t - 1], allowed_x[step.t - 1] = r.x, tol["x"] + carried["x"]
         for name in allowed_p:
             ref_p[name] += getattr(r, name)
             allowed_p[name] += tol[name] + carried[name]
             magnitude_p[name] += getattr(r, name).abs() + tol[name] + carried[name]
         e_h, e_c = tol["h"] + carried["h"], tol["c"] + carried["c"]
-    # Autograd sums the T per-step parameter gradients in the cell's dtype (any order: γ_T),
-    # the reference in float64.
+    # Autograd sums the T per-step parameter gradients in the cell's dtype (any order, each addition
+    # rounded once: compounded, see the module docstring), the reference in float64.
     for name in allowed_p:
-        allowed_p[name] += (gamma(T, dtype) + gamma(T, torch.float64)) * magnitude_p[name] + T * eta
+        allowed_p[name] += (compounded(T, dtype) + gamma(T, torch.float64)) * magnitude_p[name] + T * eta
     ref = UnrolledGrads(h0=r.h, c0=r.c, xs=ref_x, **ref_p)
     return ref, UnrolledGrads(h0=e_h, c0=e_c, xs=allowed_x, **allowed_p)
 
@@ -212,5 +294,5 @@ def gate_error_along(params: LSTMParams, xs, run) -> torch.Tensor:
     return 0.25 * (sum_error(A, K, torch.float64) + drift_h @ W_f.T) + ACTIVATION_ULPS * U64 * f
 
 
-__all__ = ["product_bound", "lstm_backward_bound", "unrolled_vjp_bound", "note_product_bound", "drift_bound",
+__all__ = ["compounded", "product_bound", "trajectory_mismatch", "lstm_backward_bound", "unrolled_vjp_bound", "note_product_bound", "drift_bound",
            "gate_error_along"]

@@ -16,8 +16,20 @@ input c (∂c_t/∂c_(t-1) = f_t with h_(t-1) fixed, L1; its product and sum rou
 E grows at most by a sum of one-step bounds, linearly in T, never exponentially.
 
 The allowed difference of h_t is then the one-step bound of h' (module and reference) plus
-(o_t + e_o(t)) times the carried (f_t + e_f)(1 + γ_3) E_(t-1) (tanh is 1-Lipschitz); of c_T,
-E_T itself.
+(o_t + e_o(t))(1 + ε_tanh)(1 + u) times the carried (f_t + e_f)(1 + γ_3) E_(t-1): tanh is
+1-Lipschitz, its rounding (relative ε_tanh = activation_relative_error) and the product's (u)
+apply to the perturbed value too (a second-order term, kept: in bfloat16 u is 2^-8 and
+E_(t-1) may be a sizeable part of |c|); of c_T, E_T itself.
+
+Low precision (bfloat16, float16): every ingredient is the dtype's. forward_error carries
+the accumulation assumption (claims/tolerances.py: products and sums in float32, rounded
+once to the dtype, underflow at float32's smallest normal plus the dtype's η), and the
+carry's γ_3 is the three roundings to the dtype of f c + i g (3u < 1 in every dtype, so γ_3
+is defined). E grows linearly in T: in bfloat16 a long sequence with f near 1 allows a
+drift of several u |c| per step, which is what keeping c in the dtype may really cost
+(c = 300 plus i g = 0.4 rounds to 300 in bfloat16); the per-step h_t checks stay sharp
+where E is small (early steps, forgetting gates), and a reset or lost state (an error of
+order |c|) is caught wherever E stays below it (tests/meta/test_low_precision_sequences.py).
 """
 from __future__ import annotations
 
@@ -25,7 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lstm_claims.claims.tolerances import forward_error, gamma
+from lstm_claims.claims.tolerances import activation_relative_error, forward_error, gamma, unit_roundoff
 from lstm_claims.reference.lstm_step import LSTMParams, lstm_step, preactivations
 
 
@@ -37,6 +49,7 @@ class SequenceForwardBound:
     h_allowed: torch.Tensor  # (T, B, n)
     c_T: torch.Tensor  # (B, n): the reconstructed c_T
     c_T_allowed: torch.Tensor  # (B, n): E_T
+    c_allowed: torch.Tensor  # (T, B, n): E_1..E_T, the bound on |module's c_t - reconstructed c_t|
 
 
 def sequence_forward_bound(params: LSTMParams, xs, h0, c0, hs, dtype) -> SequenceForwardBound:
@@ -61,11 +74,12 @@ def sequence_forward_bound(params: LSTMParams, xs, h0, c0, hs, dtype) -> Sequenc
     steps = lambda t: t.reshape(T, B, n)  # noqa: E731
     # How the step carries an error in its input c: (f + e_f)(1 + γ_3); then into h through o.
     carry = steps((gates.f + fe.gate["f"]) * (1 + g3))
-    into_h = steps(gates.o + fe.gate["o"])
+    into_h = steps((gates.o + fe.gate["o"]) * (1 + activation_relative_error(dtype)) * (1 + unit_roundoff(dtype)))
     e_c, e_h = steps(fe.c_next + fr.c_next), steps(fe.h_next + fr.h_next)
-    E, h_tol = torch.zeros_like(c0), []
+    E, h_tol, c_tol = torch.zeros_like(c0), [], []
     for t in range(T):
         carried = carry[t] * E
         h_tol.append(e_h[t] + into_h[t] * carried)
         E = e_c[t] + carried
-    return SequenceForwardBound(torch.stack(h_ref), torch.stack(h_tol), c, E)
+        c_tol.append(E)
+    return SequenceForwardBound(torch.stack(h_ref), torch.stack(h_tol), c, E, torch.stack(c_tol))

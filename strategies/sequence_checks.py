@@ -77,10 +77,10 @@ def sequence_check(T: int, batch: int, input_size: int, hidden_size: int, *, lay
 
 
 @st.composite
-def _sequence_checks(draw, max_hidden, max_input, max_batch, bands, exact_in):
+def _sequence_checks(draw, max_hidden, max_input, max_batch, bands, exact_in, regime):
     lo, hi = draw(st.sampled_from(bands), label="band of T")
     seq = draw(sequence_problems(min_steps=lo, max_steps=hi, max_hidden=max_hidden, max_input=max_input,
-                                 max_batch=max_batch, exact_in=exact_in), label="sequence")
+                                 max_batch=max_batch, exact_in=exact_in, **regime), label="sequence")
     if draw(st.integers(0, 3), label="zero initial state (0)") == 0:
         seq = replace(seq, h0=torch.zeros_like(seq.h0), c0=torch.zeros_like(seq.c0))
     layout = draw(st.sampled_from(LAYOUTS), label="layout")
@@ -91,10 +91,18 @@ def _sequence_checks(draw, max_hidden, max_input, max_batch, bands, exact_in):
 
 
 def sequence_checks(*, max_hidden: int = 6, max_input: int = 4, max_batch: int = 4, bands=STEP_BANDS,
-                    exact_in: torch.dtype = DEFAULT_EXACT_IN):
-    """SequenceChecks over the bands of T, both layouts, zero and non-zero initial states (module docstring)."""
+                    exact_in: torch.dtype = DEFAULT_EXACT_IN, **regime):
+    """SequenceChecks over the bands of T, both layouts, zero and non-zero initial states (module docstring).
+
+    regime: sequence_problems' weight_exps, cell_exps, forget_shifts (their defaults otherwise), for tests
+    that aim at one regime (tests/meta/test_low_precision_sequences.py: small weights, large cell states).
+    """
     check_exact_in(exact_in)
+    unknown = set(regime) - {"weight_exps", "cell_exps", "forget_shifts"}
+    if unknown:
+        raise ValueError(f"sequence_checks takes weight_exps, cell_exps, forget_shifts as regime options, "
+                         f"got {sorted(unknown)}")
     bands = tuple((int(a), int(b)) for a, b in bands)
     if not bands or any(not 1 <= a <= b for a, b in bands):
         raise ValueError(f"bands must be non-empty (lo, hi) pairs with 1 <= lo <= hi, got {bands}")
-    return _sequence_checks(max_hidden, max_input, max_batch, bands, exact_in)
+    return _sequence_checks(max_hidden, max_input, max_batch, bands, exact_in, regime)

@@ -98,3 +98,70 @@ LOW_PRECISION_MUTANTS = (
     LowPrecisionMutant("float16 cell state kept in bfloat16", _M + "Float16StateKeptInBfloat16",
                        (torch.float16,), ("L0",), "forward, float16 only"),
 )
+
+
+# --- sequence modules wrong only in low precision (L0's sequence checks; tests/meta/test_low_precision_sequences.py) --
+# torch.nn.LSTM's contract, a Python loop of one step per time step (tests/cells/sequences.py), with a
+# bug in the half-precision branch of the time loop only.
+
+from tests.cells.sequences import _LSTMContract  # noqa: E402  (the sequence modules' shared contract)
+
+
+class HalfChunkStateDropped(_LSTMContract):
+    """In bfloat16 and float16, chunks of 64 steps each restart from a zero cell state (a half-precision kernel
+    that does not carry c across a chunk boundary); float32 and float64 run one correct loop."""
+
+    CHUNK = 64
+
+    def loop(self, xs, h, c):
+        if xs.dtype not in HALF:
+            return super().loop(xs, h, c)
+        hs = []
+        for start in range(0, xs.shape[0], self.CHUNK):
+            chunk_hs, h, c = super().loop(xs[start:start + self.CHUNK], h, c if start == 0 else torch.zeros_like(c))
+            hs.append(chunk_hs)
+        return torch.cat(hs), h, c
+
+
+class Float16CarriedStateInBfloat16(_LSTMContract):
+    """In float16, the cell state carried from step to step (and returned as c_n) is kept in a bfloat16 buffer
+    (8 significant bits instead of 11); each step's h_t is computed from the float16 c_t before it is stored."""
+
+    def loop(self, xs, h, c):
+        if xs.dtype != torch.float16:
+            return super().loop(xs, h, c)
+        hs = []
+        for x in xs:
+            h, c = self.step(x, h, c)
+            c = c.to(torch.bfloat16).to(torch.float16)
+            hs.append(h)
+        return torch.stack(hs), h, c
+
+
+class HalfChunkGradientCut(_LSTMContract):
+    """In bfloat16 and float16, the state's graph is cut at every 64-step chunk boundary (h and c detached: a
+    half-precision kernel that truncates backpropagation through time): the forward is right in every dtype,
+    the gradients of the half-precision ones miss everything that crosses a boundary."""
+
+    CHUNK = 64
+
+    def loop(self, xs, h, c):
+        if xs.dtype not in HALF:
+            return super().loop(xs, h, c)
+        hs = []
+        for t, x in enumerate(xs):
+            if t and t % self.CHUNK == 0:
+                h, c = h.detach(), c.detach()
+            h, c = self.step(x, h, c)
+            hs.append(h)
+        return torch.stack(hs), h, c
+
+
+LOW_PRECISION_SEQUENCE_MUTANTS = (
+    LowPrecisionMutant("half-precision chunks of 64 restart from c = 0", _M + "HalfChunkStateDropped",
+                       HALF, ("L0",), "sequence-forward, bfloat16 and float16, T > 64"),
+    LowPrecisionMutant("float16 carried cell state kept in bfloat16", _M + "Float16CarriedStateInBfloat16",
+                       (torch.float16,), ("L0",), "sequence-forward, float16 only"),
+    LowPrecisionMutant("half-precision backpropagation cut every 64 steps", _M + "HalfChunkGradientCut",
+                       HALF, ("L0",), "sequence-backward, bfloat16 and float16, T > 64"),
+)
