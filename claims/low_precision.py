@@ -74,8 +74,5 @@ def on_impl_exact(fn):
 FIXED_FLOAT32_EXAMPLE = ("not run in bfloat16/float16 yet: a fixed float32-exact construction whose figures "
                          "(rates, thresholds) are derived for its own values; rounded to the dtype it is another "
                          "example, whose expectations are not re-derived (issue 12, open)")
-SEQUENCE_BOUND_PENDING = ("not run in bfloat16/float16 yet: its tolerance compounds per-step errors over the "
-                          "sequence (claims/long_range_tolerances.py) and is not checked against float32-accumulated "
-                          "low precision yet (issue 12, open)")
 OPTIMIZER_STEP = ("not run in bfloat16/float16 yet: compares optimizer steps (Adam's invariance) measured in float64 "
                   "on the cell's gradients; the low-precision gradients' rounding is not in its bound (issue 12, open)")
