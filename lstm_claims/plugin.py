@@ -31,7 +31,7 @@ import pytest
 from lstm_claims import __version__
 from lstm_claims.names import CLAIM_IDS, DEFAULT_IMPL, DEFAULT_PROFILE, DEVICES, PROFILE_DERANDOMIZED
 from lstm_claims.names import DTYPE_NAMES as DTYPES
-from lstm_claims.results import ClaimLog, ClaimResult, dtype_verdicts, dtypes_why_not
+from lstm_claims.results import ClaimLog, ClaimResult, dtype_figures, dtype_verdicts, dtypes_why_not
 
 PROFILES = tuple(PROFILE_DERANDOMIZED)
 
@@ -569,6 +569,7 @@ def claims_payload(config) -> dict:
         raw = r.to_json() if r else {}
         entry["verdict"] = r.verdict(unconditional=claim.unconditional) if r else "not-run"
         entry["dtypes"], entry["dtypes_why_not"] = dtype_verdicts(claim, ordered), dtypes_why_not(claim)
+        entry["figures_by_dtype"] = dtype_figures(claim, ordered)
         for key in ("examples", "passed", "failed", "xfailed", "xpassed", "skipped"):
             entry[key] = raw.get(key, 0)
         entry["expected_failure"] = bool(entry["xfailed"]) and not entry["failed"]

@@ -203,18 +203,32 @@ def dtype_verdicts(claim, case_logs) -> dict:
     one recorded a counterexample, `not-run` if none ran (deselected device, skipped), and NOT_CHECKED when
     no check of the claim lists the dtype. Checks without a dtype (symbolic proofs) enter no dtype's verdict.
     """
+    return {name: NOT_CHECKED if result is None else result.verdict(unconditional=claim.unconditional)
+            for name, result in _dtype_results(claim, case_logs).items()}
+
+
+def dtype_figures(claim, case_logs) -> dict:
+    """The claim's numeric figures per dtype, {"float32": {"worst_error_over_allowed": 0.1, ...}, ...}: each
+    figure aggregated over the cases run in that dtype only (claims.json "figures_by_dtype"; plots and tables
+    stay in the claim's own figures). A dtype no check of the claim lists is left out."""
+    return {name: {k: v for k, v in result.figures.items() if _is_number(v)}
+            for name, result in _dtype_results(claim, case_logs).items() if result is not None}
+
+
+def _dtype_results(claim, case_logs) -> dict:
+    """{dtype name: the ClaimResult folded from the cases run in that dtype, or None if no check lists it}."""
     listed = {d for check in claim.checks for d in check.dtypes}
     out = {}
     for name in DTYPE_NAMES:
         if name not in listed:
-            out[name] = NOT_CHECKED
+            out[name] = None
             continue
         result = ClaimResult(claim.id)
         for case, log in case_logs:
             if case is not None and case.claim_id == claim.id and case.dtype is not None \
                     and str(case.dtype).replace("torch.", "") == name and claim.id in log.results:
                 result.merge(log.results[claim.id])
-        out[name] = result.verdict(unconditional=claim.unconditional)
+        out[name] = result
     return out
 
 

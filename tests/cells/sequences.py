@@ -187,3 +187,26 @@ class LateRingBuffer(_LSTMContract):
             h, c = self.step(x, h_in, c)
             hs.append(h)
         return torch.stack(hs), h, c
+
+
+class GridCappedInputProjection(ProjectedLSTM):
+    """The input GEMM over all T * B rows at once, launched on a grid capped at 65,535 rows: the rows past
+    it keep a zero projection (only the bias). Right for every T * B <= 65,535, wrong past it, like
+    MIOpen's LSTM once batch x sequence length passed 65,535 (pytorch #177834)."""
+
+    GRID_ROWS = 65_535
+
+    def loop(self, xs, h, c):
+        T, B, m = xs.shape
+        rows = xs.reshape(T * B, m)
+        projected = torch.zeros(T * B, self.weight_ih_l0.shape[0], dtype=xs.dtype, device=xs.device)
+        projected[:self.GRID_ROWS] = rows[:self.GRID_ROWS] @ self.weight_ih_l0.t()
+        projected = (projected + self.bias_ih_l0).view(T, B, -1)
+        hs = []
+        for a in projected:
+            gates = a + h @ self.weight_hh_l0.t() + self.bias_hh_l0
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(h)
+        return torch.stack(hs), h, c

@@ -8,7 +8,7 @@ from lstm_claims.claims.low_precision import LOW_PRECISION_CI_SCALE, examples_sc
 from lstm_claims.claims.record import Check, CheckCase
 from lstm_claims.claims.registry import Claim
 from lstm_claims.report_dtypes import dtypes_html
-from lstm_claims.results import NOT_CHECKED, ClaimLog, dtype_verdicts, dtypes_why_not
+from lstm_claims.results import NOT_CHECKED, ClaimLog, dtype_figures, dtype_verdicts, dtypes_why_not
 from lstm_claims.strategies.exact import round_to
 from lstm_claims.strategies.lstm_problems import StepProblem
 from lstm_claims.reference.lstm_step import LSTMParams
@@ -50,6 +50,21 @@ def test_a_dtype_no_check_lists_is_not_checked():
     got = dtype_verdicts(claim, [(CheckCase("L0", claim.checks[0], "cpu", torch.float64), _log(passed=2))])
     assert got == {"float64": "holds-under-condition", "float32": NOT_CHECKED, "bfloat16": NOT_CHECKED,
                    "float16": NOT_CHECKED}
+
+
+def test_each_dtype_gets_the_figures_of_its_own_cases():
+    """claims.json's figures_by_dtype: a figure aggregated over one dtype's cases only (the claim's own figure
+    is the aggregate over all of them); plots and tables stay out; an unlisted dtype is left out."""
+    check = Check("a", lambda ctx: {}, dtypes=("float64", "float32", "bfloat16"))
+    claim = _claim(check)
+    logs = []
+    for dtype, worst in ((torch.float64, 0.1), (torch.float32, 0.4), (torch.bfloat16, 0.2), (torch.float32, 0.3)):
+        log = ClaimLog()
+        log.example("L0", worst_error_over_allowed=worst, table={"a": 1})
+        logs.append((CheckCase("L0", check, "cpu", dtype), log))
+    got = dtype_figures(claim, logs)
+    assert got == {"float64": {"worst_error_over_allowed": 0.1}, "float32": {"worst_error_over_allowed": 0.4},
+                   "bfloat16": {"worst_error_over_allowed": 0.2}}
 
 
 def test_the_table_shows_every_claim_and_the_reasons():

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 S = "tests.cells.sequences"
 CORRECT_SEQUENCE_MODULES = ["torch.nn:LSTM", f"{S}:StepLoopLSTM", f"{S}:ProjectedLSTM", f"{S}:KerasLayoutAdapter"]
 SEQUENCE_MUTANTS = ["ChunkStateDropped", "InitialStateIgnored", "BatchFirstReshaped", "OddFinalState",
-                    "LateRingBuffer"]
+                    "LateRingBuffer", "GridCappedInputProjection"]
 SEQUENCE_CHECKS = ("sequence-forward", "sequence-backward")
 
 
@@ -63,6 +63,15 @@ def test_chunk_bug_is_invisible_within_one_chunk():
         check_sequence_forward(cut, sequence_check(64, 2, 3, 4, layout=layout, seed=7), "cpu", torch.float64)
         with pytest.raises(ClaimViolation, match=r"Worst at index \((6[4-9]|[7-9]\d), "):
             check_sequence_forward(cut, sequence_check(65, 2, 3, 4, layout=layout, seed=7), "cpu", torch.float64)
+
+
+def test_grid_cap_bug_is_invisible_up_to_65535_rows():
+    """The grid-capped input GEMM is right while T * B <= 65,535 and wrong past it: L0's T = 1000, B = 66
+    example (66,000 rows) is what reaches it; the drawn sequences (B <= 4, T <= 400) never do."""
+    cut = CellUnderTest.load(f"{S}:GridCappedInputProjection")
+    check_sequence_forward(cut, sequence_check(1000, 65, 3, 4, seed=12), "cpu", torch.float64)  # 65,000 rows
+    with pytest.raises(ClaimViolation, match="first differ at step 993 of 1000"):  # row 65,535 // 66 = 992
+        check_sequence_forward(cut, sequence_check(1000, 66, 3, 4, seed=12), "cpu", torch.float64)
 
 
 class _CountingLSTM(torch.nn.LSTM):
