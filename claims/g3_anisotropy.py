@@ -157,12 +157,14 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
     ctx = f"{where(device, dtype)}, first optimizer step on the cell's parameters, lr={lr:g} eps={eps:g}"
     u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
     big = max(float(t.abs().max()) for t in g_s)
-    if not big < 2.0 ** (64 if dtype == torch.float32 else 511):
+    # g² overflows from 2^64 in float32 and in bfloat16 (whose ops compute in float32 and round: the same range).
+    if not big < 2.0 ** (511 if dtype == torch.float64 else 64):
         raise ValueError(f"the rescaled gradient reaches {big:.3g}: its square overflows {dtype}; outside G3's condition")
     betas = (0.9, 0.999)
     bc2_sqrt = math.sqrt(1 - betas[1])
     figures = {}
     updates = {}
+    resolved = [0, 0]  # Adam updates resolved by their allowance, of those with g != 0
     for name, grads in (("g", g), ("d g", g_s)):
         g64 = [t.to("cpu", torch.float64) for t in grads]
         adam = _first_step(torch.optim.Adam, params, p0, grads, lr=lr, eps=eps, betas=betas)
@@ -175,8 +177,17 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
             # + eps (2), m/denom (1), · lr/(1-β1) (2): relative γ_12 of the update. Underflow: v below the
             # normal range loses <= 3η/2, i.e. <= sqrt(1.5 η)/sqrt(1-β2) in the denominator (>= eps); m loses η/2.
             # Then p + Δ rounds once (u |p1|), and p1 - p0 in float64 (U64 (|p0| + |p1|)).
+            # bfloat16: each of torch's ops computes in float32 and rounds once to bfloat16, relative
+            # (1 + u32)(1 + u) - 1 per op; (1 + u + u32 + u u32)^12 - 1 <= γ_12(u) because γ_12(u) - 12u >= 144u²
+            # exceeds the extra 12 u32 + 66 u'² ... for u = 2^-8 (and 2^-11): γ_12 of the dtype covers it.
             tol_a = (gamma(12, dtype) * exact_a.abs() + u * (pj + exact_a.abs()) * (1 + u)
                      + lr * (math.sqrt(1.5 * eta) / bc2_sqrt + 10 * eta) / eps + U64 * (2 * pj + exact_a.abs()))
+            # Resolution: the coordinates where the allowance is below the update itself, so that no step (or a
+            # step of the wrong sign) fails. In bfloat16 the rounding of p + Δ (u |p| = 2^-8 |p|) exceeds lr = 1e-3
+            # for |p| > 0.26: those coordinates are not resolved; the fraction is reported.
+            moving = gj != 0
+            resolved[0] += int((tol_a < exact_a.abs())[moving].sum())
+            resolved[1] += int(moving.sum())
             assert_within("G3", f"Adam's first update of parameter {j} for gradient {name}", da, exact_a, tol_a,
                           context=ctx, why="-lr g/(|g| + eps): γ_12 of the update, underflow of g², the p update")
             exact_s = -lr * gj
@@ -195,6 +206,7 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
     support = g64 != 0
     d_all = flat([d.reshape(-1) for d in rescaling])
     away = torch.minimum(g64.abs(), gs64.abs()) >= 1000 * eps  # coordinates where eps is negligible
+    figures[f"adam_updates_resolved_fraction_{str(dtype)[6:]}"] = resolved[0] / resolved[1] if resolved[1] else 1.0
     figures.update({
         "adam_max_change_over_lr": float(adam_change.max()) / lr,
         "adam_max_change_over_lr_where_g_over_1000_eps": float(adam_change[away].max()) / lr if bool(away.any()) else 0.0,
@@ -205,6 +217,16 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
         "rescaling_spread": float(d_all[support].max() / d_all[support].min()) if bool(support.any()) else 1.0,
     })
     return figures
+
+
+# Measured (ci draws of this check run in float16, torch.nn.LSTMCell, CPU; tests/meta/test_low_precision_g2_g3.py
+# keeps the torch facts true): the reason float16 is left out.
+ADAM_FLOAT16 = ("float16 left out (measured): torch's Adam with its default eps = 1e-8 cannot take this step in "
+                "float16. eps rounds to 0 there (smallest subnormal 6e-8), and (1 - β2) g² underflows to 0 for "
+                "|g| < 5.5e-3, so the denominator sqrt(v)/sqrt(1 - β2) + eps is 0: the first update is NaN at every "
+                "zero-gradient coordinate (0/0) and ±inf for the small ones (4 of 30 derandomized draws: NaN "
+                "parameters); the drawn rescalings (up to 2^20) also take d g beyond 65504. A float16 Adam needs "
+                "eps >= 2^-24 and a float32 state, which is another optimizer than the one the claim names")
 
 
 # --- the record's checks ----------------------------------------------------------------------
@@ -220,7 +242,7 @@ def _conditioning(ctx, seq):
 
 def _optimizers(ctx, drawn):
     seq, rescaling = drawn
-    return check_optimizer_rescaling(ctx.cut, seq, list(rescaling), ctx.device, ctx.dtype)
+    return check_optimizer_rescaling(ctx.cut, LP.exact_problem(seq, ctx.dtype), list(rescaling), ctx.device, ctx.dtype)
 
 
 CLAIM.define_checks(
@@ -233,5 +255,6 @@ CLAIM.define_checks(
                          "about the cell; float16 resolves it"),
     Check("adam-first-step-invariant-sgd-not", _optimizers,
           drawn_from(separated_forget_sequences(steps=8).flatmap(_with_rescalings)), through_impl=True,
-          dtypes_why_not=LP.OPTIMIZER_STEP),
+          dtypes=LP.ALL_DTYPES[:3], aggregate=minimum(*(f"adam_updates_resolved_fraction_{d}" for d in LP.ALL_DTYPES)),
+          dtypes_why_not=ADAM_FLOAT16),
 )
