@@ -23,6 +23,21 @@ c = min(1, max_norm / (N + 1e-6)); every gradient is multiplied in place by c. H
 
 (torch also multiplies by max_norm / (N + 1e-6) < 1 gradients whose norm is already below
 max_norm when both are of order 1e-6 or less; harmless for the claim, reported as a figure.)
+
+Low precision (bfloat16, float16; measured on CPU torch 2.13, tests/meta/test_low_precision_findings.py
+and test_low_precision_g2_g3.py): the squares accumulate in float32 and each norm is rounded to
+the dtype; c's ops compute in float32 and round to the dtype. Hence, beyond float32's cases:
+
+- bfloat16 has float32's range: its norm overflows where float32's does (2^64);
+- float16's norm overflows from 65520 (65504 + half an ulp), although no element's square is
+  computed in float16: clip_grad_norm_ then zeroes the finite gradient, as in float32 beyond 2^64.
+  G1's exploding gradient reaches it at T = 23 (norm 9.6e4, largest element 4.4e4); at T = 24 the
+  float16 gradient itself overflows, so float16's window is one step wide (float32 and bfloat16:
+  from T = 97, and the elements stay finite far beyond). The check measures the first T by
+  bisection in every run and reports it per dtype (overflow_threshold_T_<dtype>);
+- float16 also fails at the other end: for a norm below about 1.4e-5, 1/(N + 1e-6) overflows
+  float16 (65504), the coefficient is min(1, inf · max_norm) = 1 and nothing is clipped, however
+  small max_norm is (the "coefficient overflow" counterexample; an explicit example states it).
 """
 from __future__ import annotations
 
@@ -47,9 +62,10 @@ CLAIM = register(Claim(
     title="clipping bounds the gradient",
     statement="Gradient clipping is still useful for LSTMs: clip_grad_norm_(params, max_norm) leaves a total "
               "norm <= max_norm with the direction unchanged, also on the exploding gradients of G1.",
-    condition="finite gradients whose sum of squares is finite in their dtype (norm below about 2^64 in float32, "
-              "2^512 in float64) and max_norm > 0; beyond, torch's norm overflows and clip_grad_norm_ zeroes finite "
-              "gradients (the counterexample recorded); NaN/inf gradients are reported, not clipped",
+    condition="finite gradients whose norm torch computes finite (below about 2^64 in float32 and bfloat16, 2^512 in "
+              "float64, 65520 in float16) and max_norm > 0; beyond, torch's norm overflows and clip_grad_norm_ zeroes "
+              "finite gradients (the counterexample recorded); in float16 also a norm above about 1.4e-5, below which "
+              "1/(N + 1e-6) overflows and nothing is clipped (recorded too); NaN/inf gradients are reported, not clipped",
     quantity="torch's total norm against the exact norm; the clipped gradient against c·g elementwise with "
              "c = min(1, max_norm/(N + 1e-6)); the clipped norm against max_norm; all within derived bounds",
     unconditional=False,  # the condition is part of the statement: `holds-under-condition`
@@ -349,8 +365,8 @@ def _clip_exploding(regime: str):
         cell, grads = _G1_gradient(ctx, steps)
         if not all(bool(torch.isfinite(g).all()) for g in grads):
             raise ClaimViolation("G2", f"{ctx.where}: G1's gradient at T = {steps} is not finite (the cell's backward "
-                                       f"returned inf or NaN; its exact norm at T = {steps} is far inside the dtype's "
-                                       f"range in a correct cell)")
+                                       f"returned inf or NaN; every element of a correct cell's gradient at this T is "
+                                       f"finite in the dtype: measured, OVERFLOW_STEPS)")
         if regime == "overflowing":
             threshold = norm_overflow_threshold(ctx.dtype)
             norm = exact_norm([g.to("cpu", torch.float64) for g in grads])
