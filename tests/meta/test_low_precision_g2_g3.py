@@ -123,6 +123,11 @@ def test_G1_gradient_norm_overflow_threshold_per_dtype(dtype, threshold):
     assert result.figures[f"exact_norm_at_threshold_{name}"] >= G2.norm_overflow_threshold(dtype)
     assert result.figures[f"exact_norm_before_threshold_{name}"] < G2.norm_overflow_threshold(dtype)
     assert result.counterexample["case"] == "norm overflow" and result.counterexample["total_norm"] == math.inf
+    # What clip_grad_norm_ does there: every nonzero element of the finite gradient becomes 0.
+    assert result.figures[f"norm_after_clipping_at_threshold_{name}"] == 0.0
+    assert result.figures[f"fraction_zeroed_at_threshold_{name}"] == 1.0
+    # float16's window is one step wide: its gradient overflows at the next T (float32/bfloat16: far beyond).
+    assert result.figures.get(f"gradient_overflow_T_{name}") == (24.0 if dtype == torch.float16 else None)
 
 
 def test_float16_window_is_one_step_wide():
