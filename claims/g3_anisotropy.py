@@ -39,7 +39,8 @@ from hypothesis import strategies as st
 from lstm_claims.strategies.gating_sequences import separated_forget_sequences
 from lstm_claims.strategies.gradients import rescalings
 from lstm_claims.claims.unrolled_cell import c_jacobians, parameter_gradient
-from lstm_claims.claims.tolerances import U64, gamma, smallest_subnormal, unit_roundoff
+from lstm_claims.claims.tolerances import (ACCUMULATION_DTYPE, U64, gamma, is_low_precision, smallest_subnormal,
+                                           unit_roundoff)
 from lstm_claims.claims.violation import ClaimViolation, assert_bound, assert_within, where
 from lstm_claims.reference.lstm_step import preactivations
 from lstm_claims.reference.unrolled_backward import previous_states
@@ -104,7 +105,7 @@ def check_forget_conditioning(cut, seq, device, dtype, steps=STEPS) -> dict:
                 raise ClaimViolation("G3", f"{ctx}: with W_hh = 0, dc_T/dc_0 must be exactly diag(Π f), but the cell's "
                                            f"has an off-diagonal entry {float(off.abs().max()):.3g} at T = {T}")
             d, a = torch.diagonal(J, dim1=-2, dim2=-1), torch.diagonal(A, dim1=-2, dim2=-1)
-            lo, hi = (d - a).amin(-1), (d + a).amax(-1)
+            lo = (d - a).amin(-1)
             if bool((lo <= 0).any()):
                 raise ClaimViolation("G3", f"{ctx}: a diagonal entry of the cell's dc_T/dc_0 at T = {T} is not "
                                            f"resolved above its rounding bound")
@@ -156,13 +157,16 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
     g_s = [gi * d.to(device=device, dtype=dtype).reshape(gi.shape) for gi, d in zip(g, rescaling)]
     ctx = f"{where(device, dtype)}, first optimizer step on the cell's parameters, lr={lr:g} eps={eps:g}"
     u, eta = unit_roundoff(dtype), smallest_subnormal(dtype)
+    eta_u = eta + smallest_subnormal(ACCUMULATION_DTYPE) if is_low_precision(dtype) else eta
     big = max(float(t.abs().max()) for t in g_s)
-    if not big < 2.0 ** (64 if dtype == torch.float32 else 511):
+    # g² overflows from 2^64 in float32 and in bfloat16 (whose ops compute in float32 and round: the same range).
+    if not big < 2.0 ** (511 if dtype == torch.float64 else 64):
         raise ValueError(f"the rescaled gradient reaches {big:.3g}: its square overflows {dtype}; outside G3's condition")
     betas = (0.9, 0.999)
     bc2_sqrt = math.sqrt(1 - betas[1])
     figures = {}
     updates = {}
+    resolved = [0, 0]  # Adam updates resolved by their allowance, of those with g != 0
     for name, grads in (("g", g), ("d g", g_s)):
         g64 = [t.to("cpu", torch.float64) for t in grads]
         adam = _first_step(torch.optim.Adam, params, p0, grads, lr=lr, eps=eps, betas=betas)
@@ -175,12 +179,23 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
             # + eps (2), m/denom (1), · lr/(1-β1) (2): relative γ_12 of the update. Underflow: v below the
             # normal range loses <= 3η/2, i.e. <= sqrt(1.5 η)/sqrt(1-β2) in the denominator (>= eps); m loses η/2.
             # Then p + Δ rounds once (u |p1|), and p1 - p0 in float64 (U64 (|p0| + |p1|)).
+            # bfloat16: each of torch's ops computes in float32 and rounds once to bfloat16, relative u' =
+            # (1 + u32)(1 + u) - 1 per op. (1 + u')^12 - 1 <= 12u' + 66u'² e^(10u') = 12u + 12u32(1 + u) + 66u'² e^(10u'),
+            # and γ_12(u) >= 12u + 144u²: for u = 2^-8, 12u32(1 + u) + 66u'² e^(10u') = 1.1e-3 < 144u² = 2.2e-3, so
+            # γ_12 of the dtype covers the double roundings (likewise u(|p| + |Δ|)(1 + u) >= u'|p + Δ| for the update,
+            # since u² >= u32(1 + u)). Underflow: each rounding of v may lose η/2 of the dtype and η32/2 of float32.
             tol_a = (gamma(12, dtype) * exact_a.abs() + u * (pj + exact_a.abs()) * (1 + u)
-                     + lr * (math.sqrt(1.5 * eta) / bc2_sqrt + 10 * eta) / eps + U64 * (2 * pj + exact_a.abs()))
+                     + lr * (math.sqrt(1.5 * eta_u) / bc2_sqrt + 10 * eta_u) / eps + U64 * (2 * pj + exact_a.abs()))
+            # Resolution: the coordinates where the allowance is below the update itself, so that no step (or a
+            # step of the wrong sign) fails. In bfloat16 the rounding of p + Δ (u |p| = 2^-8 |p|) exceeds lr = 1e-3
+            # for |p| > 0.26: those coordinates are not resolved; the fraction is reported.
+            moving = gj != 0
+            resolved[0] += int((tol_a < exact_a.abs())[moving].sum())
+            resolved[1] += int(moving.sum())
             assert_within("G3", f"Adam's first update of parameter {j} for gradient {name}", da, exact_a, tol_a,
                           context=ctx, why="-lr g/(|g| + eps): γ_12 of the update, underflow of g², the p update")
             exact_s = -lr * gj
-            tol_s = (gamma(2, dtype) * exact_s.abs() + u * (pj + exact_s.abs()) * (1 + u) + eta
+            tol_s = (gamma(2, dtype) * exact_s.abs() + u * (pj + exact_s.abs()) * (1 + u) + eta_u
                      + U64 * (2 * pj + exact_s.abs()))
             assert_within("G3", f"SGD's update of parameter {j} for gradient {name}", ds, exact_s, tol_s,
                           context=ctx, why="-lr g: two roundings, and the p update")
@@ -195,6 +210,7 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
     support = g64 != 0
     d_all = flat([d.reshape(-1) for d in rescaling])
     away = torch.minimum(g64.abs(), gs64.abs()) >= 1000 * eps  # coordinates where eps is negligible
+    figures[f"adam_updates_resolved_fraction_{str(dtype)[6:]}"] = resolved[0] / resolved[1] if resolved[1] else 1.0
     figures.update({
         "adam_max_change_over_lr": float(adam_change.max()) / lr,
         "adam_max_change_over_lr_where_g_over_1000_eps": float(adam_change[away].max()) / lr if bool(away.any()) else 0.0,
@@ -205,6 +221,16 @@ def check_optimizer_rescaling(cut, seq, rescaling, device, dtype, *, lr=1e-3, ep
         "rescaling_spread": float(d_all[support].max() / d_all[support].min()) if bool(support.any()) else 1.0,
     })
     return figures
+
+
+# Measured (30 derandomized draws of this check's strategy, run in float16 on torch.nn.LSTMCell, CPU torch 2.13;
+# tests/meta/test_low_precision_g2_g3.py keeps the torch facts true): why float16 is left out.
+ADAM_FLOAT16 = ("float16 left out (measured): torch's Adam with its default eps = 1e-8, the optimizer the claim "
+                "names, cannot take this step in float16. eps rounds to 0 there (smallest subnormal 6e-8) and "
+                "(1 - β2) g² underflows to 0 for |g| < 5.5e-3, so the denominator sqrt(v)/sqrt(1 - β2) + eps is 0: "
+                "the first update is NaN at a zero-gradient coordinate (0/0) and ±inf at a small one. Of 30 draws "
+                "of the check, 4 gave NaN parameters and 26 a rescaling d or a rescaled gradient d g beyond 65504 (the "
+                "rescalings reach 2^20); none could be checked")
 
 
 # --- the record's checks ----------------------------------------------------------------------
@@ -220,7 +246,7 @@ def _conditioning(ctx, seq):
 
 def _optimizers(ctx, drawn):
     seq, rescaling = drawn
-    return check_optimizer_rescaling(ctx.cut, seq, list(rescaling), ctx.device, ctx.dtype)
+    return check_optimizer_rescaling(ctx.cut, LP.exact_problem(seq, ctx.dtype), list(rescaling), ctx.device, ctx.dtype)
 
 
 CLAIM.define_checks(
@@ -234,5 +260,6 @@ CLAIM.define_checks(
                          "a limit of the dtype for this check, not a finding about the cell"),
     Check("adam-first-step-invariant-sgd-not", _optimizers,
           drawn_from(separated_forget_sequences(steps=8).flatmap(_with_rescalings)), through_impl=True,
-          dtypes_why_not=LP.OPTIMIZER_STEP),
+          dtypes=LP.ALL_DTYPES[:3], aggregate=minimum(*(f"adam_updates_resolved_fraction_{d}" for d in LP.ALL_DTYPES)),
+          dtypes_why_not=ADAM_FLOAT16),
 )

@@ -165,3 +165,52 @@ LOW_PRECISION_SEQUENCE_MUTANTS = (
     LowPrecisionMutant("half-precision backpropagation cut every 64 steps", _M + "HalfChunkGradientCut",
                        HALF, ("L0",), "sequence-backward, bfloat16 and float16, T > 64"),
 )
+
+
+# G2/G3 (helper B) ---------------------------------------------------------------------------------
+# A mutant that only the low-precision G2 cases can catch: kept in its own tuple, because
+# tests/meta/test_low_precision_catalogue.py runs L0's forward/backward checks on LOW_PRECISION_MUTANTS,
+# and this one is caught by G2 (tests/meta/test_low_precision_g2_g3.py runs it).
+
+LOSS_SCALE = 2.0 ** 10  # a power of two: scaling by it is exact wherever the scaled value stays in range
+
+
+class _LossScaledFunction(torch.autograd.Function):
+    """The LSTM step with a hand-written backward that scales the incoming cotangents by LOSS_SCALE and unscales
+    the results (static loss scaling inside the kernel, "so that float16 gradients do not underflow")."""
+
+    @staticmethod
+    def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
+        a = x @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
+        ai, af, ag, ao = a.chunk(4, 1)
+        i, f, g, o = torch.sigmoid(ai), torch.sigmoid(af), torch.tanh(ag), torch.sigmoid(ao)
+        c_next = f * c + i * g
+        t = torch.tanh(c_next)
+        ctx.save_for_backward(x, h, c, w_ih, w_hh, i, f, g, o, t)
+        return o * t, c_next
+
+    @staticmethod
+    def backward(ctx, gh, gc):
+        x, h, c, w_ih, w_hh, i, f, g, o, t = ctx.saved_tensors
+        gh, gc = gh * LOSS_SCALE, gc * LOSS_SCALE  # the bug: 2^10 |v| overflows float16 once |v| > 64
+        dc = gc + gh * o * (1 - t * t)
+        da = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), gh * t * o * (1 - o)], 1)
+        db = da.sum(0)
+        return tuple(r / LOSS_SCALE for r in (da @ w_ih, da @ w_hh, dc * f, da.t() @ x, da.t() @ h, db, db))
+
+
+class Float16LossScaledBackward(ReferenceLSTMCell):
+    """Backward: cotangents scaled by 2^10 and the gradients unscaled. Exact in float64, float32 and bfloat16
+    (a power of two, and their range holds 2^10 times any gradient here); in float16 a cotangent above 64
+    becomes inf: G1's exploding gradient at T = 16 (elements up to ~2e3, exact) comes back inf, where a
+    correct cell's is finite up to T = 23."""
+
+    def forward(self, x, state):
+        h, c = state
+        return _LossScaledFunction.apply(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+G2_G3_MUTANTS = (
+    LowPrecisionMutant("in-kernel loss scaling 2^10 (float16 backward overflow)", _M + "Float16LossScaledBackward",
+                       (torch.float16,), ("G2",), "backward, float16 with cotangents above 64 only"),
+)
