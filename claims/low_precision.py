@@ -67,12 +67,3 @@ def on_impl_exact(fn):
     """on_impl (claims/record.py) for a check fn(cut, problem, device, dtype) whose problem is first made exact
     in the case's dtype (exact_problem)."""
     return lambda ctx, drawn: fn(ctx.cut, exact_problem(drawn, ctx.dtype), ctx.device, ctx.dtype)
-
-
-# Why a check that runs the implementation stays in float64/float32 (Check.dtypes_why_not, shown in
-# claims.json and the report). Honest states, not claims of impossibility:
-FIXED_FLOAT32_EXAMPLE = ("not run in bfloat16/float16 yet: a fixed float32-exact construction whose figures "
-                         "(rates, thresholds) are derived for its own values; rounded to the dtype it is another "
-                         "example, whose expectations are not re-derived (issue 12, open)")
-OPTIMIZER_STEP = ("not run in bfloat16/float16 yet: compares optimizer steps (Adam's invariance) measured in float64 "
-                  "on the cell's gradients; the low-precision gradients' rounding is not in its bound (issue 12, open)")

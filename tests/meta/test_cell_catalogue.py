@@ -21,9 +21,11 @@ over sequences do *not* catch, and why:
 - G1 (the stored example and the fixed-point family, whose state is exactly h = c = 0): the
   peephole (its terms c σ'(a^f) w_f and g σ'(a^i) w_i vanish at c = 0, g = 0), the clipping,
   and tanh'(c) (1 - c² = 1 - tanh²(c) at c = 0).
-- G2: no mutant. It checks torch.nn.utils.clip_grad_norm_ on whatever gradient the cell
-  produced (G1's dL/dθ); clipping a wrong gradient correctly is still correct clipping. It is
-  in the catalogue so that correct cells are shown to pass it.
+- G2: no mutant of this catalogue. It checks torch.nn.utils.clip_grad_norm_ on whatever gradient
+  the cell produced (G1's dL/dθ); clipping a wrong gradient correctly is still correct clipping. It
+  is in the catalogue so that correct cells are shown to pass it. (A float16-only one, a backward
+  whose loss scaling overflows, fails G2's float16 case: tests/cells/low_precision_mutants.py:
+  G2_G3_MUTANTS.)
 - G3: bias_hh ignored (its sequences have bias_hh = 0, the forget biases sit in bias_ih, and
   the Adam/SGD check measures the optimizer on the cell's own gradient without checking that
   gradient), and the clipping (its states stay far below 8).
