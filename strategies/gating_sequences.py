@@ -26,7 +26,6 @@ narrow dtype's range.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument

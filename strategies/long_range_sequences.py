@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
