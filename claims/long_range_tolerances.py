@@ -61,7 +61,7 @@ import torch
 
 from lstm_claims.claims.tolerances import (
     ACTIVATION_ULPS, U64, forward_error, gamma, preactivation_error, preactivation_magnitude, smallest_subnormal,
-    sum_error, unit_roundoff, vjp_error, vjp_tolerance,
+    sum_error, unit_roundoff, vjp_error, vjp_tolerance, vjp_tolerance_factors,
 )
 from lstm_claims.reference.jacobian_chain import state_transition_jacobians
 from lstm_claims.reference.lstm_step import LSTMParams, dsigmoid, dtanh, preactivations
@@ -107,9 +107,10 @@ def lstm_backward_bound(params: LSTMParams, inp, S: torch.Tensor, v_h: torch.Ten
     err_h = torch.zeros(R, n, dtype=torch.float64)
     err_c = torch.zeros(R, n, dtype=torch.float64)
     absS = S.abs()
+    factors = vjp_tolerance_factors(params, inp.x, inp.h_prev, inp.c_prev, dtype)  # every step's, at once
     for t in range(T - 1, -1, -1):
         tol = vjp_tolerance(params, inp.x[t], inp.h_prev[t], inp.c_prev[t], v_h[t + 1].abs() + err_h,
-                            v_c[t + 1].abs() + err_c, dtype)
+                            v_c[t + 1].abs() + err_c, dtype, factors=factors[t])
         prop = torch.cat([err_h, err_c], dim=1).unsqueeze(1) @ absS[t]  # |S_t|ᵀ |d_t| as a row vector
         moved_h = moved_c = 0
         if c_error is not None:
@@ -192,12 +193,15 @@ def unrolled_vjp_bound(seq: LSTMSequence, hs, cs, inject: dict, dtype, *,
     ref_p = {name: torch.zeros_like(t) for name, t in p.as_dict().items()}
     allowed_p = {name: torch.zeros_like(t) for name, t in p.as_dict().items()}
     magnitude_p = {name: torch.zeros_like(t) for name, t in p.as_dict().items()}
-    for step in backward_steps(seq, hs, cs, inject):
+    steps = list(backward_steps(seq, hs, cs, inject))
+    # Every step's cotangent-free factors of vjp_tolerance at once (steps come last to first).
+    factors = vjp_tolerance_factors(p, *(torch.stack([getattr(s, k) for s in steps]) for k in ("x", "h", "c")), dtype)
+    for step, step_factors in zip(steps, factors):
         v_h, v_c, r = step.v_h, step.v_c, step.vjp
         if step.injected:
             # autograd adds the injected cotangent to the one arriving from step t+1: one rounding
             e_h, e_c = e_h + u * (v_h.abs() + e_h) + eta, e_c + u * (v_c.abs() + e_c) + eta
-        tol = vjp_tolerance(p, step.x, step.h, step.c, v_h.abs() + e_h, v_c.abs() + e_c, dtype)
+        tol = vjp_tolerance(p, step.x, step.h, step.c, v_h.abs() + e_h, v_c.abs() + e_c, dtype, factors=step_factors)
         carried = step_vjp_magnitudes(p, step.x, step.h, step.c, e_h, e_c)
         if c_error is not None:
             E_prev = c_error[step.t - 2] if step.t >= 2 else zeros

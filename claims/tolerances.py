@@ -339,7 +339,8 @@ def _vjp_magnitudes(params, x, h, c, v_h, v_c, fac):
             "weight_ih": da.T @ x.abs(), "weight_hh": da.T @ h.abs(), "bias_ih": db, "bias_hh": db}
 
 
-def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None, batch: int | None = None) -> dict:
+def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None, batch: int | None = None,
+              factors: "VJPFactors | None" = None) -> dict:
     """Elementwise bounds on |VJP computed in `dtype` - exact VJP| for each of x, h, c and the 4 parameters.
 
     The backward rounds along a chain of at most 6 products and sums before the final
@@ -348,7 +349,36 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None, bat
     enter through the factors they multiply (see _vjp_magnitudes). Underflow: each factor
     and each cotangent is enlarged by the absolute error η of the operations that made it
     (at most 6 before the reductions), and each reduction term adds η.
+    
+    factors: vjp_factors(params, x, h, c, dtype, h_error=h_error, batch=batch) computed beforehand (all
+    that does not depend on the cotangents: the per-step loops of long_range_tolerances.py compute them
+    for every step in one call).
     """
+    fac = factors if factors is not None else vjp_factors(params, x, h, c, dtype, h_error=h_error, batch=batch)
+    eta = fac.eta
+    base = _vjp_magnitudes(params, x, h, c, v_h, v_c, fac.exact)
+    enlarged = _vjp_magnitudes(params, x, h, c, v_h.abs() + 6 * eta, v_c.abs() + 6 * eta, fac.enlarged)
+    return {name: fac.rel * enlarged[name] + (enlarged[name] - base[name]) + fac.k * eta for name in base}
+
+
+@dataclass(frozen=True)
+class VJPFactors:
+    """What vjp_error needs besides the cotangents: the backward's factors (exact, and enlarged by their
+    error bounds and 6 η), the reduction's γ (`rel`, over `k` terms) and η. Rows may be sliced (`rows`)."""
+
+    exact: dict
+    enlarged: dict
+    rel: float
+    k: int
+    eta: float
+
+    def rows(self, start: int, stop: int) -> "VJPFactors":
+        return VJPFactors({n: t[start:stop] for n, t in self.exact.items()},
+                          {n: t[start:stop] for n, t in self.enlarged.items()}, self.rel, self.k, self.eta)
+
+
+def vjp_factors(params: LSTMParams, x, h, c, dtype, *, h_error=None, batch: int | None = None) -> VJPFactors:
+    """The cotangent-free part of vjp_error (its docstring derives it), per row of x, h, c."""
     u, eta = unit_roundoff(dtype), underflow_error(dtype)
     fe = forward_error(params, x, h, c, dtype, h_error=h_error)
     gt = preactivations(params, x, h)
@@ -372,9 +402,7 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None, bat
         for gate, ds in (("i", "ds_i"), ("f", "ds_f"), ("o", "ds_o")):
             e = fe.gate[gate]
             err[ds] = e * ((1 - 2 * exact[gate]).abs() + e) + gamma(3, dtype) * (exact[ds] + e * ((1 - 2 * exact[gate]).abs() + e))
-    base = _vjp_magnitudes(params, x, h, c, v_h, v_c, exact)
-    enlarged = _vjp_magnitudes(params, x, h, c, v_h.abs() + 6 * eta, v_c.abs() + 6 * eta,
-                               {k: exact[k].abs() + err[k] + 6 * eta for k in exact})
+    enlarged = {k: exact[k].abs() + err[k] + 6 * eta for k in exact}
     # batch: the rows autograd sums the parameter gradients over; a caller that stacks several
     # cotangents of one batch as rows (L2's n Jacobian rows at once) passes the batch the cell saw.
     B = x.shape[0] if batch is None else batch
@@ -384,7 +412,7 @@ def vjp_error(params: LSTMParams, x, h, c, v_h, v_c, dtype, *, h_error=None, bat
     # two outputs to one gradient (one more rounding): γ_max(4n,B)(float32) with 8 roundings.
     rel = reduction_gamma(max(4 * params.hidden_size, B), dtype, 8) if is_low_precision(dtype) \
         else gamma(k, dtype)
-    return {name: rel * enlarged[name] + (enlarged[name] - base[name]) + k * eta for name in base}
+    return VJPFactors(exact, enlarged, rel, k, eta)
 
 
 def forward_tolerance(params, x, h, c, dtype, *, h_error=None) -> dict:
@@ -393,8 +421,22 @@ def forward_tolerance(params, x, h, c, dtype, *, h_error=None) -> dict:
     return {"h_next": cell.h_next + ref.h_next, "c_next": cell.c_next + ref.c_next}
 
 
-def vjp_tolerance(params, x, h, c, v_h, v_c, dtype, *, h_error=None, batch: int | None = None) -> dict:
-    """Allowed |cell VJP - reference VJP|: the cell's bound plus the float64 reference's."""
-    cell = vjp_error(params, x, h, c, v_h, v_c, dtype, h_error=h_error, batch=batch)
-    ref = vjp_error(params, x, h, c, v_h, v_c, torch.float64, batch=batch)
+def vjp_tolerance(params, x, h, c, v_h, v_c, dtype, *, h_error=None, batch: int | None = None,
+                  factors: tuple | None = None) -> dict:
+    """Allowed |cell VJP - reference VJP|: the cell's bound plus the float64 reference's.
+
+    factors: (the cell's, the reference's) VJPFactors, from vjp_tolerance_factors, or None."""
+    cell_f, ref_f = factors if factors is not None else (None, None)
+    cell = vjp_error(params, x, h, c, v_h, v_c, dtype, h_error=h_error, batch=batch, factors=cell_f)
+    ref = vjp_error(params, x, h, c, v_h, v_c, torch.float64, batch=batch, factors=ref_f)
     return {k: cell[k] + ref[k] for k in cell}
+
+
+def vjp_tolerance_factors(params, xs, hs, cs, dtype) -> list:
+    """vjp_tolerance's factors for T steps at once: xs (T, R, m), hs and cs (T, R, n) the inputs of each step;
+    returns T pairs (cell's, reference's). One call over the T R rows instead of T calls of R rows (the
+    factors are per row; `batch` keeps R, the rows autograd sums a parameter's gradient over in one step)."""
+    T, R = xs.shape[:2]
+    flat = [t.reshape(T * R, t.shape[-1]) for t in (xs, hs, cs)]
+    cell, ref = (vjp_factors(params, *flat, d, batch=R) for d in (dtype, torch.float64))
+    return [(cell.rows(t * R, (t + 1) * R), ref.rows(t * R, (t + 1) * R)) for t in range(T)]
