@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from functools import partial
 
+import torch
+
 from lstm_claims.claims import through_cell
 from lstm_claims.claims.registry import Claim, register
 from lstm_claims.claims.low_precision import ALL_DTYPES, on_impl_exact
@@ -118,6 +120,12 @@ CLAIM.define_checks(
           not_in_catalogue="a mode of use, not the cell's contract: torch.nn.LSTM's oneDNN kernel (the catalogue's "
                            "correct FusedLSTMStep) raises under CPU bfloat16 autocast, a finding for the suite's "
                            "report, not a reason to call that cell wrong in the catalogue"),
+    # float16 autocast (CUDA's default autocast dtype; CPU autocast accepts it too): float16-exact values,
+    # float16's bounds.
+    Check("autocast-float16", on_impl(partial(A.check_autocast, autocast_dtype=torch.float16)),
+          drawn_from(A.autocast_problems(torch.float16)), dtypes=("float32",),
+          through_impl=True, max_examples_scale=1 / 6,  # float16 arithmetic: the low-precision ci budget
+          not_in_catalogue="a mode of use, not the cell's contract (as autocast-bfloat16)"),
     # Vector-Jacobian products through the whole sequence (claims/l0_sequences.py).
     # A choice: 0.3 of the profile's examples (9 in ci, 180 in thorough), since its carried bound costs
     # about 7 ms a step (claims/l0_sequences.py); the forward check covers the same lengths cheaply.

@@ -214,3 +214,20 @@ G2_G3_MUTANTS = (
     LowPrecisionMutant("in-kernel loss scaling 2^10 (float16 backward overflow)", _M + "Float16LossScaledBackward",
                        (torch.float16,), ("G2",), "backward, float16 with cotangents above 64 only"),
 )
+
+
+# --- wrong only under autocast (L0's autocast-bfloat16 and autocast-float16) ---------------------------
+
+
+class AutocastSkipsHiddenBias(ReferenceLSTMCell):
+    """A fused mixed-precision path that drops bias_hh: right in every plain dtype, wrong only when
+    torch.autocast is on (the path a mixed-precision training loop takes)."""
+
+    def forward(self, x, state):
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x, state)
+        h, c = state
+        gates = x @ self.weight_ih.t() + self.bias_ih + h @ self.weight_hh.t()
+        i, f, g, o = gates.chunk(4, 1)
+        c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return (torch.sigmoid(o) * torch.tanh(c_next)).to(x.dtype), c_next.to(x.dtype)
