@@ -175,19 +175,10 @@ LOW_PRECISION_SEQUENCE_MUTANTS = (
 LOSS_SCALE = 2.0 ** 10  # a power of two: scaling by it is exact wherever the scaled value stays in range
 
 
-class _LossScaledFunction(torch.autograd.Function):
-    """The LSTM step with a hand-written backward that scales the incoming cotangents by LOSS_SCALE and unscales
-    the results (static loss scaling inside the kernel, "so that float16 gradients do not underflow")."""
-
-    @staticmethod
-    def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh):
-        a = x @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
-        ai, af, ag, ao = a.chunk(4, 1)
-        i, f, g, o = torch.sigmoid(ai), torch.sigmoid(af), torch.tanh(ag), torch.sigmoid(ao)
-        c_next = f * c + i * g
-        t = torch.tanh(c_next)
-        ctx.save_for_backward(x, h, c, w_ih, w_hh, i, f, g, o, t)
-        return o * t, c_next
+class _LossScaledFunction(_SlipFunction):
+    """The LSTM step (_SlipFunction's forward) with a hand-written backward that scales the incoming cotangents
+    by LOSS_SCALE and unscales the results (static loss scaling inside the kernel, "so that float16 gradients
+    do not underflow")."""
 
     @staticmethod
     def backward(ctx, gh, gc):

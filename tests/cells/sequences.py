@@ -77,9 +77,13 @@ class StepLoopLSTM(_LSTMContract):
 class ProjectedLSTM(_LSTMContract):
     """Correct: x_t W_ih^T + b_ih for every t in one GEMM, then only the recurrent GEMM per step."""
 
-    def loop(self, xs, h, c):
+    def project(self, xs):
+        """x_t W_ih^T + b_ih for all T * B rows, (T, B, 4n)."""
         T, B, m = xs.shape
-        projected = torch.addmm(self.bias_ih_l0, xs.reshape(T * B, m), self.weight_ih_l0.t()).view(T, B, -1)
+        return torch.addmm(self.bias_ih_l0, xs.reshape(T * B, m), self.weight_ih_l0.t()).view(T, B, -1)
+
+    def loop(self, xs, h, c):
+        projected = self.project(xs)
         hs = []
         for a in projected:
             gates = a + h @ self.weight_hh_l0.t() + self.bias_hh_l0
@@ -196,17 +200,9 @@ class GridCappedInputProjection(ProjectedLSTM):
 
     GRID_ROWS = 65_535
 
-    def loop(self, xs, h, c):
+    def project(self, xs):
         T, B, m = xs.shape
         rows = xs.reshape(T * B, m)
         projected = torch.zeros(T * B, self.weight_ih_l0.shape[0], dtype=xs.dtype, device=xs.device)
         projected[:self.GRID_ROWS] = rows[:self.GRID_ROWS] @ self.weight_ih_l0.t()
-        projected = (projected + self.bias_ih_l0).view(T, B, -1)
-        hs = []
-        for a in projected:
-            gates = a + h @ self.weight_hh_l0.t() + self.bias_hh_l0
-            i, f, g, o = gates.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            hs.append(h)
-        return torch.stack(hs), h, c
+        return (projected + self.bias_ih_l0).view(T, B, -1)
