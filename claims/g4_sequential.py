@@ -107,8 +107,12 @@ def check_causality(cut, seq, device, dtype) -> dict:
                 raise ClaimViolation("G4", f"{ctx}: ∂h_{t}/∂x_{s} is 0 in the cell although the closed form exceeds "
                                            f"its rounding bound: h_{t} does not depend on x_{s}")
     # Pairs (t, s <= t) whose dependence the closed form puts above rounding, as a fraction: 1 unless the
-    # draw is degenerate (e.g. W_ih = 0: then h_t truly does not depend on x_s).
-    return {"min_fraction_of_dependences_resolved": 1 - unresolved / pairs}
+    # draw is degenerate. An example with none resolved (W_ih = 0, a drawn constant base: h_t truly does
+    # not depend on x_s) checks only the zeros of the future; it is counted apart, so that the minimum
+    # says how much of the past dependence the other examples showed.
+    if unresolved == pairs:
+        return {"examples_without_a_resolved_dependence": 1.0}
+    return {"min_fraction_of_dependences_resolved": 1 - unresolved / pairs, "examples_without_a_resolved_dependence": 0.0}
 
 
 def cell_coefficients(cut, seq, device, dtype):
@@ -262,7 +266,7 @@ def _stored_not_affine(ctx):
 
 CLAIM.define_checks(
     Check("h-depends-on-past-inputs-only", _causality, per_dtype(sequences), dtypes=ALL_DTYPES, through_impl=True,
-          aggregate=minimum("min_fraction_of_dependences_resolved")),
+          aggregate={**minimum("min_fraction_of_dependences_resolved"), "examples_without_a_resolved_dependence": "sum"}),
     # Four dtypes: values drawn exact in the case's dtype; the scan runs in it (its roundings: `compounded`).
     Check("scan-equals-loop-when-gates-ignore-h", _scan,
           per_dtype(lambda exact_in: st.tuples(sequences(max_steps=40, hidden_feedback=False, exact_in=exact_in),
