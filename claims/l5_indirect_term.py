@@ -108,12 +108,28 @@ def saturation_bound(problem, s: float, alpha: float) -> float:
     return (c_inf * W["f"] + W["i"]) * s * math.exp(-s * alpha) + 4 * s * W["g"] * math.exp(-2 * s * alpha)
 
 
+def scaled_magnitude(problem) -> float:
+    """The largest magnitude scaling multiplies: a parameter, or a pre-activation's partial sums
+    |W_ih||x| + |b_ih| + |W_hh||h| + |b_hh| (h = o ⊙ tanh c, as the check forms it)."""
+    p = problem.params
+    h = (problem.o_prev * torch.tanh(problem.c)).abs()
+    sums = problem.x.abs() @ p.weight_ih.abs().T + p.bias_ih.abs() + h @ p.weight_hh.abs().T + p.bias_hh.abs()
+    return max(sums.max().item(), *(t.abs().max().item() for t in p.as_dict().values()))
+
+
 def check_saturation(cut, problem, device, dtype, *, target_exponent: float = 40.0) -> dict:
-    """Scale a -> s a for s = 1, 2, 4, ... until s α >= target_exponent; ||E(s)|| <= min(B1, B_sat) + rounding."""
+    """Scale a -> s a for s = 1, 2, 4, ... until s α >= target_exponent; ||E(s)|| <= min(B1, B_sat) + rounding.
+
+    In a dtype whose range ends first (float16: 65504) the scaling stops where the next doubling would take a
+    parameter or a pre-activation's partial sums past a quarter of the largest finite value (the margin of
+    strategies/exact.fit_exps): every scale tried is checked, and `stopped_by_dtype_range` says the target
+    was not reached. (Found by the thorough profile: float16 biases scaled by 2560 overflowed to inf.)"""
     __tracebackhide__ = True
     alpha = saturation_floor(problem)
     ctx = f"{where(device, dtype)}, B={problem.batch} n={problem.hidden_size}, α = min|a| = {alpha:.3g}"
-    s, history = 1.0, []
+    limit = torch.finfo(dtype).max / 4
+    magnitude = scaled_magnitude(problem)
+    s, history, stopped = 1.0, [], 0.0
     while True:
         q = scaled(problem, s)
         E, err = measured_indirect_term(cut, q, device, dtype)
@@ -123,8 +139,12 @@ def check_saturation(cut, problem, device, dtype, *, target_exponent: float = 40
         history.append(E.max().item())
         if s * alpha >= target_exponent:
             break
+        if 2 * s * magnitude > limit:
+            stopped = 1.0
+            break
         s *= 2
-    return {"E_at_s1": history[0], "E_saturated": history[-1], "scales_tried": len(history)}
+    return {"E_at_s1": history[0], "E_saturated": history[-1], "scales_tried": len(history),
+            "stopped_by_dtype_range": stopped}
 
 
 # --- the record's checks ----------------------------------------------------------------------
