@@ -117,6 +117,12 @@ class CellUnderTest:
             return f"{made.kind} adapter"
         return "cell"
 
+    @property
+    def runs_sequences(self) -> bool:
+        """Whether the module's own forward runs whole sequences (is_sequence_module of what the kit built),
+        without writing parameters into it."""
+        return self.kind in ("sequence", "sequence adapter")
+
     def describe(self) -> str:
         """One line for the report header: what the kit found behind the spec."""
         return {"cell": "a cell (torch.nn.LSTMCell's contract: one step per call; the kit runs the time loop)",

@@ -21,7 +21,6 @@ from functools import partial
 
 import torch
 
-from lstm_claims.claims.cell_under_test import is_sequence_module
 from lstm_claims.claims.long_range_tolerances import lstm_backward_bound, note_product_bound
 from lstm_claims.claims.sequence_tolerances import sequence_forward_bound
 from lstm_claims.claims.tolerances import frobenius
@@ -68,7 +67,7 @@ def check(cut, problem, device, dtype) -> dict:
     note = note_backward(p.params, inp, run.seeds)
     # A sequence module's states between the ends are reconstructed: its own are within E_t of them.
     c_error = (sequence_forward_bound(p.params, run.xs, run.hs[0], run.cs[0], run.hs[1:], dtype).c_allowed
-               if is_sequence_module(cut.with_params(p.params, device, dtype)) else None)
+               if cut.runs_sequences else None)
     tol_true = lstm_backward_bound(p.params, inp, S, true.v_h, true.v_c, dtype, c_error=c_error)
     true_rows, note_rows = true.rows.view(B, n, n), note.rows.view(B, n, n)
     worst = assert_within("L6", "the cell's dc_T/dc_0 vs the closed-form total derivative", run.J, true_rows,

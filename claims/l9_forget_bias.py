@@ -33,7 +33,6 @@ from lstm_claims.claims.forget_bias_study import (
     FLOWS, TABLE_SIZES, VANISHED, central_curves, forget_bias_table, table_inputs, table_problem,
     vanilla_rnn_beside_table,
 )
-from lstm_claims.claims.cell_under_test import is_sequence_module
 from lstm_claims.claims.long_range_tolerances import gate_error_along, lstm_backward_bound
 from lstm_claims.claims.sequence_tolerances import sequence_forward_bound
 from lstm_claims.claims import low_precision as LP
@@ -210,7 +209,7 @@ def check_table_cell(cut, device, dtype, *, config: str = "b_f=1", seed: int = 0
     ref = true_backward(p, inp, run.seeds)
     # A sequence module's states between the ends are reconstructed: its own are within E_t of them.
     c_error = (sequence_forward_bound(p, run.xs, run.hs[0], run.cs[0], run.hs[1:], dtype).c_allowed
-               if is_sequence_module(cut.with_params(p, device, dtype)) else None)
+               if cut.runs_sequences else None)
     tol = lstm_backward_bound(p, inp, S, ref.v_h, ref.v_c, dtype, c_error=c_error).view(1, n, n)
     assert_within("L9", f"the cell's dc_T/dc_0 at the table's {config}, seed {seed}, T={steps}", run.J,
                   ref.rows.view(1, n, n), tol, context=f"{where(device, dtype)}, n = m = {n}",

@@ -132,7 +132,7 @@ def checked_gradients(claim_id: str, cut: CellUnderTest, seq: LSTMSequence, inje
     # A sequence module's c_1..c_(T-1) are reconstructed from its h's: it differentiates along its own
     # states, within the forward's carried E_t of them (claims/sequence_tolerances.py, as L0's backward).
     c_error = None
-    if is_sequence_module(cut.with_params(seq.params, device, dtype)):
+    if cut.runs_sequences:
         from lstm_claims.claims.sequence_tolerances import sequence_forward_bound
         c_error = sequence_forward_bound(seq.params, seq.xs[:got.hs.shape[0]], seq.h0, seq.c0, got.hs, dtype).c_allowed
     ref, allowed = unrolled_vjp_bound(seq, got.hs, got.cs, inject, dtype, c_error=c_error)
