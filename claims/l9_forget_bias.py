@@ -69,13 +69,18 @@ def shifted(params: LSTMParams, delta: float, exact_in: torch.dtype = torch.floa
     """The forget bias (bias_ih's f block) raised by delta > 0, rounded to exact_in (still an exact input: float32
     for the float64 and float32 cases, the case's dtype for bfloat16 and float16, strategies/exact.exact_for).
 
-    The rounded sum is >= the old bias (it is an exact_in number and b + delta > b), so the shift is
-    positive whenever delta is at least half an ulp of the bias (always in float32, for the draws used;
-    in bfloat16 a shift of 2^-4 on a bias of 20 rounds away: b_f + 0 = b_f, and non-decrease holds trivially).
+    Every bias moves up. Rounding b + delta to nearest keeps it >= b, but equal to b where delta is under half an
+    ulp of b (in bfloat16 a shift of 2^-4 on a bias of 20 rounds away), and a check comparing the cell with itself
+    would pass trivially there; such a bias takes the next exact_in number above b instead (20 -> 20.125 in
+    bfloat16), the smallest shift the dtype can express. Measured before the change: bfloat16's
+    min_norm_ratio_when_b_f_grows read exactly 1 on such examples.
     """
     n = params.hidden_size
     b = params.bias_ih.clone()
-    b[n:2 * n] = round_to(b[n:2 * n] + delta, exact_in)
+    old = b[n:2 * n]
+    new = round_to(old + delta, exact_in)
+    up = torch.nextafter(old.to(exact_in), torch.full_like(old, float("inf"), dtype=exact_in)).to(torch.float64)
+    b[n:2 * n] = torch.where(new > old, new, up)
     return LSTMParams(params.weight_ih, params.weight_hh, b, params.bias_hh)
 
 

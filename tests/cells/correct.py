@@ -38,7 +38,13 @@ class ConcatLSTMCell(ReferenceLSTMCell):
 
 
 class _HandWrittenLSTMFunction(torch.autograd.Function):
-    """Forward and backward written out, as a fused kernel would be. `bug` selects a mutation."""
+    """Forward and backward written out, as a fused kernel would be. `bug` selects a mutation
+    (tests/cells/mutants.py; each names the bug report it comes from).
+
+    Like a fused kernel, it asks autograd not to materialise gradients of outputs the loss does not
+    read (set_materialize_grads(False)): a loss on h_t alone, the usual one in training, hands the
+    backward gc = None, and the backward must still send h's gradient through c_t.
+    """
 
     @staticmethod
     def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh, bug):
@@ -49,17 +55,29 @@ class _HandWrittenLSTMFunction(torch.autograd.Function):
         t = torch.tanh(c_next)
         ctx.save_for_backward(x, h, c, w_ih, w_hh, i, f, g, o, c_next, t)
         ctx.bug = bug
+        ctx.set_materialize_grads(False)
         return o * t, c_next
 
     @staticmethod
     def backward(ctx, gh, gc):
         x, h, c, w_ih, w_hh, i, f, g, o, c_next, t = ctx.saved_tensors
-        dtanh_c = 1 - c_next * c_next if ctx.bug == "tanh_prime_of_c" else 1 - t * t
-        dc = gc + gh * o * dtanh_c
-        da = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), gh * t * o * (1 - o)], 1)
-        dc_prev = dc if ctx.bug == "forget_gate_dropped" else dc * f
+        bug = ctx.bug
+        gh = torch.zeros_like(t) if gh is None else gh
+        dtanh_c = 1 - c_next * c_next if bug == "tanh_prime_of_c" else 1 - t * t
+        if gc is None and bug == "unread_c_skips_cell_path":
+            dc = torch.zeros_like(c_next)  # "no gradient on c_t, nothing to do there": but h_t = o ⊙ tanh(c_t)
+        else:
+            gc = torch.zeros_like(c_next) if gc is None else gc
+            dc = gh * o * dtanh_c if bug == "cell_cotangent_overwritten" else gc + gh * o * dtanh_c
+        do = (dc if bug == "output_gate_uses_cell_delta" else gh) * t
+        da = torch.cat([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g), do * o * (1 - o)], 1)
+        dc_prev = dc if bug == "forget_gate_dropped" else dc * f
         db = da.sum(0)
-        return da @ w_ih, da @ w_hh, dc_prev, da.t() @ x, da.t() @ h, db, db, None
+        if bug == "bias_gradient_copy_paste":
+            _, db_f, db_g, _ = db.chunk(4)
+            db = torch.cat([db_f, db_f, db_g, db_f])
+        h_in = o * t if bug == "weight_gradient_from_new_state" else h
+        return da @ w_ih, da @ w_hh, dc_prev, da.t() @ x, da.t() @ h_in, db, db, None
 
 
 class HandWrittenBackwardCell(ReferenceLSTMCell):

@@ -183,6 +183,43 @@ class ForgetGateDroppedInBackward(HandWrittenBackwardCell):
     bug = "forget_gate_dropped"
 
 
+class CellCotangentOverwritten(HandWrittenBackwardCell):
+    """Hand-written backward sets dc_t = dh_t ⊙ o ⊙ tanh'(c_t), dropping the gradient that arrives on c_t
+    itself ("=" where "+=" belongs: apache/mxnet#4057; the same loss of dL/dc_T in deeplearning4j#8838 and
+    PaddlePaddle#6970). Wrong whenever a loss reads c_t, or the next step does."""
+
+    bug = "cell_cotangent_overwritten"
+
+
+class OutputGateUsesCellDelta(HandWrittenBackwardCell):
+    """Hand-written backward feeds the output gate the cell's delta dc_t instead of dh_t (lhnguyen102/cuTAGI#77,
+    where the o gate took delta_m for delta_m_out)."""
+
+    bug = "output_gate_uses_cell_delta"
+
+
+class BiasGradientCopyPaste(HandWrittenBackwardCell):
+    """Hand-written backward returns the forget gate's bias gradient for the input and output gates too
+    (hanbt/learn_dl#53: bi_grad = bo_grad = delta_f). Only the bias gradients are wrong."""
+
+    bug = "bias_gradient_copy_paste"
+
+
+class WeightGradientFromNewState(HandWrittenBackwardCell):
+    """Hand-written backward forms dL/dW_hh from h_t instead of h_(t-1) (VikParuchuri/zero_to_gpt#9: the
+    weight gradient of step t used the hidden state of step t). Only weight_hh's gradient is wrong."""
+
+    bug = "weight_gradient_from_new_state"
+
+
+class UnreadCellOutputSkipsCellPath(HandWrittenBackwardCell):
+    """Hand-written backward with unmaterialised gradients: when the loss does not read c_t (gc is None, as
+    when a loss reads only h_t), it skips the cell path altogether, though h_t = o ⊙ tanh(c_t) depends on c_t
+    (the unused-state paths of chainer#3042/#4043 and #8037). Correct whenever the loss reads c_t."""
+
+    bug = "unread_c_skips_cell_path"
+
+
 @dataclass(frozen=True)
 class Mutant:
     name: str
@@ -219,4 +256,15 @@ MUTANTS = (
            ("L0", "L6", "L9", "G3", "G4")),
     Mutant("forget gate dropped in backward", _M + "ForgetGateDroppedInBackward", "backward only",
            ("L0", "L1", *_ALL_SEQ)),
+    # From public bug reports of hand-written LSTM backward passes (each class names its report).
+    Mutant("cell cotangent overwritten in backward", _M + "CellCotangentOverwritten",
+           "backward, whenever a loss or the next step reads c_t", ("L0", "L1", "L2", *_ALL_SEQ)),
+    Mutant("output gate fed the cell's delta in backward", _M + "OutputGateUsesCellDelta", "backward only",
+           ("L0", "L2", "L5", "L6", "L7", "L9", "G3", "G4")),
+    Mutant("bias gradients copied from the forget gate", _M + "BiasGradientCopyPaste",
+           "backward, bias gradients only", ("L0", "L4")),
+    Mutant("dL/dW_hh formed from h_t, not h_(t-1)", _M + "WeightGradientFromNewState",
+           "backward, weight_hh's gradient only", ("L0",)),
+    Mutant("cell path skipped when the loss does not read c_t", _M + "UnreadCellOutputSkipsCellPath",
+           "backward, losses that read h_t but not c_t only", ("L0", "G4")),
 )

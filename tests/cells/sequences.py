@@ -19,7 +19,10 @@ Mutants (each a bug of a sequence kernel's time loop, each must fail naming a cl
 - `OddFinalState`: returns the cell state of step T - 1 as c_n when T is odd (an unrolled-
   by-two loop's tail bug);
 - `LateRingBuffer`: keeps the last 256 hidden states in a ring buffer and, from step 300 on,
-  reads h_(t-2) instead of h_(t-1) (an indexing bug that starts after hundreds of steps).
+  reads h_(t-2) instead of h_(t-1) (an indexing bug that starts after hundreds of steps);
+- `GridCappedInputProjection`: the input GEMM on a grid capped at 65,535 rows (MIOpen);
+- `FinalCellGradientIgnored`: backward only, the gradient arriving on c_n is dropped
+  (deeplearning4j#8838, PaddlePaddle#6970): right for every loss that does not read c_n.
 """
 from __future__ import annotations
 
@@ -206,3 +209,26 @@ class GridCappedInputProjection(ProjectedLSTM):
         projected = torch.zeros(T * B, self.weight_ih_l0.shape[0], dtype=xs.dtype, device=xs.device)
         projected[:self.GRID_ROWS] = rows[:self.GRID_ROWS] @ self.weight_ih_l0.t()
         return (projected + self.bias_ih_l0).view(T, B, -1)
+
+
+class _GradientDropped(torch.autograd.Function):
+    """The identity forward; a backward that returns zero whatever gradient arrives."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return t.view_as(t)
+
+    @staticmethod
+    def backward(ctx, g):
+        return torch.zeros_like(g)
+
+
+class FinalCellGradientIgnored(_LSTMContract):
+    """The backward drops the gradient that arrives on the returned c_n, as deeplearning4j's lstmLayer_bp did
+    (deeplearning4j#8838: "not taking into account gradient contribution from last cell state") and Paddle's LSTM
+    gradient operator (PaddlePaddle#6970). The forward is right, and so is every gradient of a loss that reads
+    only the outputs and h_n."""
+
+    def forward(self, x, state):
+        out, (h, c) = super().forward(x, state)
+        return out, (h, _GradientDropped.apply(c))

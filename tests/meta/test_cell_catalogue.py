@@ -47,6 +47,22 @@ longer qualifies: L5 on the forget gate applied after the input (caught in 5 of 
 100 under fresh seeds, 43 s in all, but not by the 100 derandomized examples of either of
 its checks). The gradient clamp passes L1, L2, L7 and L8 by
 construction: their cotangents are unit vectors or one-step seeds, which never exceed 1.
+
+The five hand-written-backward mutants from public bug reports (session 6: the cell cotangent
+overwritten, the output gate fed the cell's delta, bias gradients copied from the forget gate,
+dL/dW_hh from h_t, the cell path skipped when the loss does not read c_t) were measured the same
+way: 100 derandomized examples, and 3 runs of 100 under fresh seeds; every entry of their
+must_fail was caught in all four runs, and no claim caught one in some runs only. What misses them:
+- the parameter-gradient bugs (bias gradients, dL/dW_hh): every claim but L0 (and L4, which bounds
+  |∂c/∂b|, for the biases) differentiates states and inputs, never the parameters;
+- the cell path skipped when c_t is not read: it needs a loss on h_t alone (gc None), which L0's
+  backward has when its drawn v_c is zero (about 1 example in 6) and G4's input-gradient checks
+  have; L6-L9, G1 and G3 seed dc_T, so their backward always gets a gradient on c. Before L0's
+  backward left an all-zero cotangent's output out of the loss (claims/through_cell.vjps), no
+  claim caught it;
+- the output gate fed dc_t: L1 (h held fixed: dc_t/dc_(t-1) does not pass through the o gate);
+- not analysed further (missed by their 100 derandomized examples): L3-L5 on the overwritten
+  cotangent; L3, L4, L8 and G1 on the output gate fed dc_t. G2 checks clipping only (above).
 """
 import pytest
 import torch

@@ -213,3 +213,22 @@ def test_feedback_construction_is_exact_in_float32():
     p = L9.feedback_construction()
     for t in (*p.params.as_dict().values(), p.xs, p.h0, p.c0):
         assert torch.equal(t, t.to(torch.float32).to(torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_forget_bias_shift_never_rounds_away(dtype):
+    # L9's monotonicity checks compare the cell at b_f and b_f + Δ; a Δ under half an ulp of b_f (2^-4 on 20 in
+    # bfloat16) used to round to b_f + 0, and the check compared the cell with itself.
+    p = L9.feedback_construction().params
+    n = p.hidden_size
+    b = p.bias_ih.clone()
+    b[n:2 * n] = torch.tensor([20.0, -20.0, 0.0, 1.0, 3.5, -0.75][:n] + [2.0] * max(0, n - 6), dtype=torch.float64)
+    p = type(p)(p.weight_ih, p.weight_hh, b, p.bias_hh)
+    for delta in (2.0 ** -4, 1.0, 4.0):
+        q = L9.shifted(p, delta, dtype)
+        old, new = p.bias_ih[n:2 * n], q.bias_ih[n:2 * n]
+        assert (new > old).all(), (delta, old, new)
+        assert torch.equal(new, new.to(dtype).to(torch.float64))  # still an exact input in the dtype
+        if dtype == torch.float32:  # every b + Δ here is a float32 number: the shift is exactly Δ
+            assert torch.equal(new, old + delta)
+        assert torch.equal(q.bias_ih[:n], p.bias_ih[:n]) and torch.equal(q.bias_ih[2 * n:], p.bias_ih[2 * n:])

@@ -50,6 +50,18 @@ def test_sequence_mutant_fails_naming_L0(name):
     assert "sequence:" in str(exc) and "through the module's own forward over the whole sequence" in str(exc)
 
 
+# Backward-only bugs of a sequence module: the forward is right, so sequence-forward cannot see them.
+SEQUENCE_BACKWARD_MUTANTS = ["FinalCellGradientIgnored"]
+
+
+@pytest.mark.parametrize("name", SEQUENCE_BACKWARD_MUTANTS)
+def test_backward_sequence_mutant_passes_the_forward_and_fails_the_backward_naming_L0(name):
+    assert first_violation(f"{S}:{name}", "L0", checks=("sequence-forward",), max_examples=20) is None
+    exc = first_violation(f"{S}:{name}", "L0", checks=("sequence-backward",), max_examples=20)
+    assert exc is not None and exc.claim_id == "L0", f"{name} passed L0's sequence-backward check"
+    assert ", backward" in str(exc) and "sequence:" in str(exc), str(exc)
+
+
 @pytest.mark.parametrize("spec", CORRECT_SEQUENCE_MODULES)
 def test_correct_sequence_module_passes_under_random_seeds(spec):
     exc = first_violation(spec, "L0", checks=SEQUENCE_CHECKS, max_examples=6, derandomize=False)

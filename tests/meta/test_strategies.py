@@ -32,6 +32,10 @@ REGIMES = {
     "small cell state (max |c| <= 0.1)": lambda p: p.c.abs().max() <= 0.1,
     "large cell state (max |c| >= 32)": lambda p: p.c.abs().max() >= 32,
     "tiny weights (max |W| <= 2^-6)": lambda p: p.params.weight_hh.abs().max() <= 2 ** -6,
+    # claims/through_cell.vjps leaves an output with a zero cotangent out of the loss: the backward paths of a
+    # loss that reads h_t alone, or c_t alone (tests/cells/mutants.py: UnreadCellOutputSkipsCellPath).
+    "loss reads h only (v_c = 0, v_h != 0)": lambda p: bool((p.v_c == 0).all() and (p.v_h != 0).any()),
+    "loss reads c only (v_h = 0, v_c != 0)": lambda p: bool((p.v_h == 0).all() and (p.v_c != 0).any()),
 }
 
 
