@@ -80,6 +80,29 @@ class Float16StateKeptInBfloat16(ReferenceLSTMCell):
         return h_next, c_next
 
 
+def _accumulated_in_input_dtype(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x @ w.T summed one input column at a time, every partial sum rounded to x's dtype."""
+    acc = torch.zeros(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
+    for k in range(x.shape[1]):
+        acc = acc + x[:, k:k + 1] * w[:, k]
+    return acc
+
+
+class HalfAccumulatedPreactivations(ReferenceLSTMCell):
+    """The pre-activation GEMMs accumulate in the input dtype, as a hand-written kernel does whose accumulator
+    is declared in it (in Triton, `tl.zeros(..., dtype=x.dtype)` where float32 belongs). In bfloat16 and float16 every partial sum is rounded
+    to 8 or 11 bits, an error growing with the input width m and the width n; in float32 and float64 it is one
+    more summation order, within the bounds. Wrong in low precision at kernel widths only."""
+
+    def forward(self, x, state):
+        h, c = state
+        a = (_accumulated_in_input_dtype(x, self.weight_ih) + self.bias_ih
+             + _accumulated_in_input_dtype(h, self.weight_hh) + self.bias_hh)
+        ai, af, ag, ao = a.chunk(4, 1)
+        c_next = torch.sigmoid(af) * c + torch.sigmoid(ai) * torch.tanh(ag)
+        return torch.sigmoid(ao) * torch.tanh(c_next), c_next
+
+
 @dataclass(frozen=True)
 class LowPrecisionMutant:
     name: str
@@ -97,6 +120,14 @@ LOW_PRECISION_MUTANTS = (
                        (torch.float16,), ("L0",), "forward, float16 with |c_t| > 11 only"),
     LowPrecisionMutant("float16 cell state kept in bfloat16", _M + "Float16StateKeptInBfloat16",
                        (torch.float16,), ("L0",), "forward, float16 only"),
+)
+
+# Wrong in low precision at kernel widths only: caught by L0's forward-kernel-sizes on its same-sign example
+# (strategies/kernel_problems.py: KERNEL_EXAMPLES), within the allowance on the small and the random-sign
+# problems (tests/meta/test_low_precision_catalogue.py).
+KERNEL_WIDTH_LOW_PRECISION_MUTANTS = (
+    LowPrecisionMutant("pre-activation GEMMs accumulated in the input dtype", _M + "HalfAccumulatedPreactivations",
+                       HALF, ("L0",), "forward-kernel-sizes, bfloat16 and float16, same-sign GEMM terms, K ~ 900"),
 )
 
 

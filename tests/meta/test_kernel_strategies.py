@@ -54,3 +54,19 @@ def test_extreme_problems_pass_the_exp_overflow_thresholds():
                for pre in (preactivations(p.params, p.x, p.h) for p in _draw(extreme_step_problems()))]
     assert min(largest) > math.log(torch.finfo(torch.float32).max)  # every example overflows e^a in float32
     assert sum(a > math.log(torch.finfo(torch.float64).max) for a in largest) >= 5  # and many in float64
+
+
+def test_the_same_sign_example_grows_the_partial_sums_and_keeps_the_gates_unsaturated():
+    """KERNEL_EXAMPLES' same-sign problem: every product of both GEMMs is >= 0 (partial sums reach Σ|terms|,
+    where an accumulator in the dtype's own precision loses most), and the centring bias keeps |a| of order 1,
+    so the error shows through the gates' slopes instead of vanishing in saturation."""
+    from lstm_claims.reference.lstm_step import preactivations
+    (p,) = [e for e in KERNEL_EXAMPLES if e.drawn.get("same_sign")]
+    assert (p.x >= 0).all() and (p.h >= 0).all()
+    assert (p.params.weight_ih >= 0).all() and (p.params.weight_hh >= 0).all()
+    assert torch.equal(p.params.bias_ih, p.params.bias_ih.to(torch.float32).to(torch.float64))
+    g = preactivations(p.params, p.x, p.h)
+    a = torch.cat([g.a_i, g.a_f, g.a_g, g.a_o], 1)
+    magnitude = p.x @ p.params.weight_ih.T + p.h @ p.params.weight_hh.T
+    assert magnitude.min() > 10 * a.abs().median()  # the sums are large next to the pre-activations
+    assert a.abs().median() < 1 and a.abs().max() < 4

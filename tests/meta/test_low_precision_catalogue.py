@@ -16,7 +16,7 @@ import torch
 from lstm_claims.claims.record import dtype_name
 from lstm_claims.inprocess import first_violation
 from lstm_claims.strategies import step_problems
-from tests.cells.low_precision_mutants import LOW_PRECISION_MUTANTS
+from tests.cells.low_precision_mutants import KERNEL_WIDTH_LOW_PRECISION_MUTANTS, LOW_PRECISION_MUTANTS
 
 CHECKS = ("forward", "backward")
 
@@ -60,3 +60,19 @@ def test_low_precision_mutant_is_correct_in_float32(mutant):
         exc = first_violation(mutant.spec, claim, dtypes=(torch.float32,), max_examples=10,
                               strategy=_strategy(mutant, torch.float32), checks=CHECKS)
         assert exc is None, str(exc)
+
+
+@pytest.mark.parametrize("mutant,dtype", [(m, d) for m in KERNEL_WIDTH_LOW_PRECISION_MUTANTS for d in m.dtypes],
+                         ids=[f"{m.spec.split(':')[1]}-{dtype_name(d)}" for m in KERNEL_WIDTH_LOW_PRECISION_MUTANTS
+                              for d in m.dtypes])
+def test_half_precision_accumulator_is_caught_at_kernel_widths_only(mutant, dtype):
+    """An accumulator in the dtype's own precision: L0's small forward and backward and the random-sign kernel
+    examples allow it (0.10-0.20 of the allowance, measured); the same-sign example (K ~ 900) does not, naming
+    the example; in float32 every check passes."""
+    assert first_violation(mutant.spec, "L0", dtypes=(dtype,), max_examples=20, checks=CHECKS) is None
+    exc = first_violation(mutant.spec, "L0", dtypes=(dtype,), max_examples=5, checks=("forward-kernel-sizes",))
+    assert exc is not None, f"{mutant.name}: forward-kernel-sizes passed in {dtype_name(dtype)}"
+    message = str(exc)
+    assert "[L0]" in message and dtype_name(dtype) in message and "same-sign accumulation" in message, message
+    assert first_violation(mutant.spec, "L0", dtypes=(torch.float32,), max_examples=5,
+                           checks=("forward-kernel-sizes",)) is None
