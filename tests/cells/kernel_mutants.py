@@ -236,6 +236,45 @@ class StaleWeightCache(_KernelCell):
         return F.linear(x, w_ih, self.bias_ih) + F.linear(h, w_hh, self.bias_hh)
 
 
+class _WeightGradAddedToWorkspace(torch.autograd.Function):
+    """The identity on the weights in the forward; the backward adds the incoming weight gradient to a
+    persistent buffer and returns the buffer: dW of this call plus every earlier one."""
+
+    @staticmethod
+    def forward(ctx, w, workspace):
+        ctx.workspace = workspace
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        buf = ctx.workspace.get(grad.shape)
+        if buf is None or buf.dtype != grad.dtype or buf.device != grad.device:
+            buf = ctx.workspace[grad.shape] = torch.zeros_like(grad)
+        buf.add_(grad)  # "the gradient results are added to dw": the zeroing before it was forgotten
+        return buf.clone(), None
+
+
+class WeightGradWorkspaceNotZeroed(_KernelCell):
+    """The weight gradients accumulate into a per-instance workspace that is never zeroed.
+
+    Models a kernel built on an API that *adds* its weight gradients to the output buffer (cuDNN's
+    cudnnRNNBackwardWeights: "the weight gradient results are added to dw"; torch zeroes dw before
+    the call) whose caller forgot the zeroing, reusing one buffer per weight shape. The forward is
+    exact, and so is the first one-step backward of an instance; every later backward of the same
+    instance returns its dW plus all earlier ones, and a backward through T stepped calls adds the
+    later steps' dW into the earlier ones. Gradients wrt x, h, c and the biases stay exact.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+        self._dw = {}
+
+    def preact(self, x, h):
+        w_ih = _WeightGradAddedToWorkspace.apply(self.weight_ih, self._dw)
+        w_hh = _WeightGradAddedToWorkspace.apply(self.weight_hh, self._dw)
+        return F.linear(x, w_ih, self.bias_ih) + F.linear(h, w_hh, self.bias_hh)
+
+
 def _exp_sigmoid(a):
     e = torch.exp(a)
     return e / (1 + e)
@@ -291,6 +330,9 @@ KERNEL_MUTANTS = (
            "weights rewritten in place after the instance's first call only", ("L0",)),
     Mutant("naive exp sigmoid / tanh in the gates", _K + "ExpOverflowSigmoid",
            "pre-activations above ~44-88 (float32) or ~354-709 (float64) only: NaN", ("L0",)),
+    Mutant("weight gradients added to a workspace never zeroed", _K + "WeightGradWorkspaceNotZeroed",
+           "second and later backward calls of one instance, or T > 1 stepped calls (weight gradients only)",
+           ("L0",)),
     Mutant("naive exp tanh of the cell state", _K + "NaNForHugeCellState",
            "cell states above ~44 (float32) or ~354 (float64) only: NaN in h_next", ("L0",)),
 )

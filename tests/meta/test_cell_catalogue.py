@@ -156,6 +156,7 @@ REGIME_CHECK = {
     "StridedInputBug": "non-contiguous-inputs", "InferencePathBug": "inference-paths",
     "InPlaceStateUpdate": "no-side-effects", "StaleWeightCache": "weights-rewritten-between-calls",
     "ExpOverflowSigmoid": "forward-extreme-preactivations", "NaNForHugeCellState": "forward-extreme-preactivations",
+    "WeightGradWorkspaceNotZeroed": "backward",
 }
 
 
@@ -172,7 +173,10 @@ def test_kernel_regime_mutant_is_caught_by_the_check_of_its_regime(mutant):
 # under no_grad (the inference-path bug); one module serves every example, with new parameters written
 # in place each time (the stale weight cache); step_problems draws pre-activations up to a few hundred
 # and cell states up to 2^6 (the naive-exp formulas overflow in float32 past 88 and 44).
-REACHED_BY_THE_PLAIN_CHECKS = ("InferencePathBug", "StaleWeightCache", "ExpOverflowSigmoid", "NaNForHugeCellState")
+# A backward adding into a never-zeroed workspace is wrong from an instance's second backward on, which L0's
+# plain backward reaches at its second example of a shape (test_workspace_bug_... below shows the first is exact).
+REACHED_BY_THE_PLAIN_CHECKS = ("InferencePathBug", "StaleWeightCache", "ExpOverflowSigmoid", "NaNForHugeCellState",
+                               "WeightGradWorkspaceNotZeroed")
 
 
 @pytest.mark.parametrize("mutant", [pytest.param(m, id=m.spec.split(":")[1]) for m in KERNEL_MUTANTS
@@ -181,3 +185,24 @@ def test_kernel_regime_mutant_passes_the_small_contiguous_checks(mutant):
     """Outside its regime each is the standard LSTM: L0's forward and backward on small contiguous problems
     pass, so only the kernel-grade checks catch these six."""
     assert first_violation(mutant.spec, "L0", max_examples=20, checks=("forward", "backward")) is None
+
+
+def test_workspace_bug_is_invisible_on_an_instances_first_backward():
+    """The never-zeroed weight-gradient workspace: an instance's first one-step backward is exact, its second
+    returns the sum of both calls' weight gradients (what L0's backward catches at a shape's second example)."""
+    from tests.cells.kernel_mutants import WeightGradWorkspaceNotZeroed
+    torch.manual_seed(0)
+    ref = torch.nn.LSTMCell(3, 4).double()
+    bad = WeightGradWorkspaceNotZeroed(3, 4).double()
+    bad.load_state_dict(ref.state_dict())
+
+    def weight_grads(cell, x):
+        h, c = cell(x, (torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64)))
+        return torch.autograd.grad((h.sum() + c.sum()), [cell.weight_ih, cell.weight_hh, cell.bias_ih])
+
+    x1, x2 = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    for g_bad, g_ref in zip(weight_grads(bad, x1), weight_grads(ref, x1)):
+        torch.testing.assert_close(g_bad, g_ref)
+    g_bad, g_ref, g_first = weight_grads(bad, x2), weight_grads(ref, x2), weight_grads(ref, x1)
+    torch.testing.assert_close(g_bad[0], g_ref[0] + g_first[0])  # dW_ih of both calls
+    torch.testing.assert_close(g_bad[2], g_ref[2])  # the biases stay exact
