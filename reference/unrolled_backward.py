@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from lstm_claims.pretty import repr_pretty
 from lstm_claims.reference.lstm_step import LSTMParams, StepGrads, dsigmoid, dtanh, lstm_step_vjp, preactivations
 from lstm_claims.reference.sequence_shape import SequenceShape
 
@@ -97,6 +98,8 @@ class LSTMSequence(SequenceShape):
         else:
             out["xs"] = f"<{tuple(self.xs.shape)} tensor, see drawn>"
         return out
+
+    _repr_pretty_ = repr_pretty  # Hypothesis prints the __repr__ below (lstm_claims/pretty.py)
 
     def __repr__(self) -> str:
         parts = [f"T={self.steps}, B={self.batch}, m={self.input_size}, n={self.hidden_size}, drawn={self.drawn}"]

@@ -36,6 +36,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from lstm_claims.pretty import repr_pretty
 from lstm_claims.reference.lstm_step import LSTMParams
 from lstm_claims.reference.sequence_shape import SequenceShape
 from lstm_claims.reference.unrolled_backward import LSTMSequence
@@ -167,6 +168,8 @@ class ForgetGateSequence(SequenceShape):
         out = {"T": self.steps, "B": self.batch, "n": self.hidden_size, "drawn": dict(self.drawn)}
         out.update({k: v.tolist() for k, v in self.params.as_dict().items()})
         return out
+
+    _repr_pretty_ = repr_pretty  # Hypothesis prints the __repr__ below (lstm_claims/pretty.py)
 
     def __repr__(self) -> str:
         return (f"ForgetGateSequence(T={self.steps}, B={self.batch}, m={self.xs.shape[2]}, n={self.hidden_size}, "

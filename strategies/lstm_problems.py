@@ -23,6 +23,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from lstm_claims.pretty import repr_pretty
 from lstm_claims.reference.lstm_step import LSTMParams
 from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, exact_array, fit_exps, round_to
 
@@ -61,12 +62,14 @@ class StepProblem:
     def input_size(self) -> int:
         return self.params.input_size
 
+    _repr_pretty_ = repr_pretty  # Hypothesis prints the __repr__ below (lstm_claims/pretty.py)
+
     def __repr__(self) -> str:
         if "seed" in self.drawn:  # values from a seeded generator (strategies/kernel_problems.py): its call rebuilds them
             d = self.drawn
             return (f"kernel_step_problem({d['B']}, {d['m']}, {d['n']}, weight_exp={d['weight_exp']}, "
                     f"cell_exp={d['cell_exp']}, forget_shift={d['forget_shift']}, seed={d['seed']}, "
-                    f"kind={d['kind']!r})")
+                    f"kind={d['kind']!r}{', same_sign=True' if d.get('same_sign') else ''})")
         np.set_printoptions(precision=17)
         parts = [f"B={self.batch}, m={self.input_size}, n={self.hidden_size}, drawn={self.drawn}"]
         for name, t in [*self.params.as_dict().items(), ("x", self.x), ("h", self.h), ("c", self.c),

@@ -20,6 +20,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from lstm_claims.pretty import repr_pretty
 from lstm_claims.reference.residual import BlockParams
 from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, round_to
 from lstm_claims.strategies.long_range_sequences import _drawn_matrix, check_range, seeded_uniform
@@ -51,6 +52,8 @@ class ResidualStack:
         return {"depth": self.depth, "n": self.width, "B": self.batch, "drawn": dict(self.drawn),
                 "blocks": [{k: v.tolist() for k, v in b.as_dict().items()} for b in self.blocks],
                 "x0": self.x0.tolist()}
+
+    _repr_pretty_ = repr_pretty  # Hypothesis prints the __repr__ below (lstm_claims/pretty.py)
 
     def __repr__(self) -> str:
         return f"ResidualStack(depth={self.depth}, n={self.width}, B={self.batch}, drawn={self.drawn}, " \

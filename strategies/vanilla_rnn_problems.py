@@ -16,6 +16,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from lstm_claims.pretty import repr_pretty
 from lstm_claims.reference.sequence_shape import SequenceShape
 from lstm_claims.reference.vanilla_rnn import RNNParams
 from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in, fit_exps
@@ -37,6 +38,8 @@ class RNNProblem(SequenceShape):
         out.update({k: v.tolist() for k, v in self.params.as_dict().items()})
         out["h0"] = self.h0.tolist()
         return out
+
+    _repr_pretty_ = repr_pretty  # Hypothesis prints the __repr__ below (lstm_claims/pretty.py)
 
     def __repr__(self) -> str:
         return (f"RNNProblem(T={self.steps}, B={self.batch}, m={self.input_size}, n={self.hidden_size}, "

@@ -66,3 +66,24 @@ def test_batch_rows_distinct_and_values_float32_exact(p):
 def test_bad_strategy_arguments_fail_early_naming_the_argument(kwargs, needle):
     with pytest.raises(InvalidArgument, match=needle):
         step_problems(**kwargs)
+
+
+def test_hypothesis_prints_the_problems_by_their_own_repr():
+    """A falsifying example is printed by Hypothesis's pretty-printer, which shows a dataclass field by field
+    (tensors at four digits); the problems' _repr_pretty_ makes it print their __repr__: the exact values, or
+    the seeded call that rebuilds them (lstm_claims/pretty.py)."""
+    from hypothesis.vendor.pretty import pretty
+
+    from lstm_claims.strategies.kernel_problems import KERNEL_EXAMPLES, kernel_step_problem
+    from lstm_claims.strategies.long_range_sequences import forget_gate_sequences, sequence_problems
+    from lstm_claims.strategies.residual_stacks import residual_stacks
+    from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
+
+    for p in KERNEL_EXAMPLES:
+        assert pretty(p) == repr(p)
+        rebuilt = eval(repr(p), {"kernel_step_problem": kernel_step_problem})
+        assert torch.equal(rebuilt.x, p.x) and torch.equal(rebuilt.params.bias_ih, p.params.bias_ih)
+    for strategy in (step_problems(), sequence_problems(max_steps=3), forget_gate_sequences(), residual_stacks(),
+                     rnn_problems()):
+        value = find(strategy, lambda _: True, settings=FIND)
+        assert pretty(value) == repr(value), type(value).__name__
