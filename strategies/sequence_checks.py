@@ -19,11 +19,12 @@ Values are exact in `exact_in` (strategies/exact.py), as everywhere in the kit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from hypothesis import strategies as st
 
+from lstm_claims.pretty import repr_pretty
 from lstm_claims.reference.lstm_step import LSTMParams
 from lstm_claims.reference.unrolled_backward import LSTMSequence
 from lstm_claims.strategies.exact import DEFAULT_EXACT_IN, check_exact_in
@@ -32,6 +33,9 @@ from lstm_claims.strategies.long_range_sequences import seeded_uniform, sequence
 LAYOUTS = ("time_first", "batch_first")
 # The bands of T (a choice: past chunk sizes of 16-128 and into the hundreds, within the ci budget).
 STEP_BANDS = ((1, 12), (13, 160), (161, 400))
+# Cotangents printed value by value in a falsifying example up to this many elements (as LSTMSequence prints
+# its inputs, reference/unrolled_backward.py); past it, the seeded calls that built them (a choice: a screen).
+COTANGENTS_PRINTED = 256
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,17 @@ class SequenceCheck:
     layout: str
     v_hs: torch.Tensor  # (T, B, n): the cotangent on each step's output h_t
     v_cT: torch.Tensor  # (B, n): the cotangent on the final c_T
+    cotangent_recipe: str = field(default="", compare=False)  # the seeded calls that built v_hs and v_cT
+
+    _repr_pretty_ = repr_pretty  # Hypothesis prints the __repr__ below (lstm_claims/pretty.py)
+
+    def __repr__(self) -> str:
+        """The sequence's own repr, the layout, and the cotangents: their exact values when small, else the
+        seeded calls that rebuild them."""
+        small = self.v_hs.numel() <= COTANGENTS_PRINTED
+        cotangents = (f"v_hs={self.v_hs.tolist()!r}, v_cT={self.v_cT.tolist()!r}" if small or not self.cotangent_recipe
+                      else self.cotangent_recipe)
+        return f"SequenceCheck(seq={self.seq!r}, layout={self.layout!r}, {cotangents})"
 
     @property
     def zero_initial_state(self) -> bool:
@@ -73,7 +88,8 @@ def sequence_check(T: int, batch: int, input_size: int, hidden_size: int, *, lay
     if zero_initial_state:
         h0, c0 = torch.zeros_like(h0), torch.zeros_like(c0)
     seq = LSTMSequence(params, u((T, batch, m), 0, 6), h0, c0, {"seed": seed, "constructed": "sequence_check"})
-    return SequenceCheck(seq, layout, u((T, batch, n), 0, 7), u((batch, n), 0, 8))
+    return SequenceCheck(seq, layout, u((T, batch, n), 0, 7), u((batch, n), 0, 8),
+                         f"v_hs, v_cT as sequence_check({T}, {batch}, {m}, {n}, seed={seed}) builds them")
 
 
 @st.composite
@@ -87,7 +103,9 @@ def _sequence_checks(draw, max_hidden, max_input, max_batch, bands, exact_in, re
     seed = draw(st.integers(0, 2 ** 32 - 1), label="cotangent seed")
     T, B, n = seq.steps, seq.batch, seq.hidden_size
     return SequenceCheck(seq, layout, seeded_uniform((T, B, n), 0, seed, exact_in=exact_in),
-                         seeded_uniform((B, n), 0, seed + 1, exact_in=exact_in))
+                         seeded_uniform((B, n), 0, seed + 1, exact_in=exact_in),
+                         f"v_hs=seeded_uniform({(T, B, n)}, 0, {seed}, exact_in={exact_in}), "
+                         f"v_cT=seeded_uniform({(B, n)}, 0, {seed + 1}, exact_in={exact_in})")
 
 
 def sequence_checks(*, max_hidden: int = 6, max_input: int = 4, max_batch: int = 4, bands=STEP_BANDS,

@@ -83,7 +83,13 @@ def test_hypothesis_prints_the_problems_by_their_own_repr():
         assert pretty(p) == repr(p)
         rebuilt = eval(repr(p), {"kernel_step_problem": kernel_step_problem})
         assert torch.equal(rebuilt.x, p.x) and torch.equal(rebuilt.params.bias_ih, p.params.bias_ih)
+    from lstm_claims.strategies.sequence_checks import sequence_checks
     for strategy in (step_problems(), sequence_problems(max_steps=3), forget_gate_sequences(), residual_stacks(),
-                     rnn_problems()):
+                     rnn_problems(), sequence_checks()):
         value = find(strategy, lambda _: True, settings=FIND)
         assert pretty(value) == repr(value), type(value).__name__
+    # A long sequence's cotangents: the seeded calls that rebuild them, not 3000 numbers.
+    from lstm_claims.claims.l0_sequences import SEQUENCE_EXAMPLES
+    long = max(SEQUENCE_EXAMPLES, key=lambda c: c.seq.steps)
+    assert pretty(long) == repr(long) and "sequence_check(1000, 66, 3, 4, seed=12)" in repr(long)
+    assert "v_hs=[" not in repr(long)
