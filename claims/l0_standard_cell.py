@@ -24,7 +24,8 @@ from lstm_claims.claims import l0_sequences as S
 from lstm_claims.strategies.sequence_checks import sequence_checks
 from lstm_claims.strategies import step_problems
 from lstm_claims.strategies.exact import per_dtype
-from lstm_claims.strategies.kernel_problems import KERNEL_EXAMPLES, extreme_step_problems, kernel_step_problems
+from lstm_claims.strategies.kernel_problems import (KERNEL_EXAMPLES, UNREAD_OUTPUT_EXAMPLES, extreme_step_problems,
+                                                     kernel_step_problems)
 from lstm_claims.claims.tolerances import forward_tolerance, vjp_tolerance
 from lstm_claims.claims.violation import assert_within, where
 from lstm_claims.reference.lstm_step import lstm_step, lstm_step_vjp
@@ -80,7 +81,7 @@ LP = dict(dtypes=ALL_DTYPES, through_impl=True)
 
 CLAIM.define_checks(
     Check("forward", on_impl_exact(check_forward), per_dtype(step_problems), **LP),
-    Check("backward", on_impl_exact(check_backward), per_dtype(step_problems), **LP),
+    Check("backward", on_impl_exact(check_backward), per_dtype(step_problems), examples=UNREAD_OUTPUT_EXAMPLES, **LP),
     # The implementation's own time loop over whole sequences (claims/l0_sequences.py), early: it is
     # cheap (its explicit examples, T = 257 and 1000, take well under a second) and catches the
     # bugs of a sequence kernel's loop, so that --fail-fast reports them in seconds.

@@ -37,7 +37,8 @@ def vjps(cut: CellUnderTest, problem: StepProblem, device, dtype) -> dict:
     # An output whose cotangent is all zero is left out of the loss, as claims/unrolled_cell.run does: the same
     # VJP, but the cell's backward then gets no gradient for it (None in a Function that does not materialise
     # gradients), the path a loss on h_t alone takes in training. The strategies draw such cotangents (a zero
-    # v_c in about 1 example in 6, a zero v_h in 1 in 12: tests/meta/test_strategies.py).
+    # v_c in about 1 example in 6, a zero v_h in 1 in 12: tests/meta/test_strategies.py), and L0's backward
+    # has one of each as explicit examples (strategies/kernel_problems.py: UNREAD_OUTPUT_EXAMPLES).
     read = [(o, v) for o, v in outs if bool(v.ne(0).any())]
     outs = read or outs
     grads = torch.autograd.grad([o for o, _ in outs], list(wrt.values()),

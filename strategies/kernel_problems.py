@@ -41,7 +41,7 @@ def _sizes(values, max_value):
 
 def kernel_step_problem(batch: int, input_size: int, hidden_size: int, *, weight_exp: int = 0, cell_exp: int = 0,
                         forget_shift: float = 0.0, seed: int = 0, exact_in: torch.dtype = DEFAULT_EXACT_IN,
-                        kind: str = "kernel sizes", same_sign: bool = False) -> StepProblem:
+                        kind: str = "kernel sizes", same_sign: bool = False, loss_reads: str = "both") -> StepProblem:
     """One problem of the kind kernel_step_problems draws, built from its sizes, exponents and seed
     (the checks' explicit examples use it to reach the tile tails in every run).
 
@@ -49,7 +49,12 @@ def kernel_step_problem(batch: int, input_size: int, hidden_size: int, *, weight
     the same sign and their partial sums grow to the full Σ|terms|, and bias_ih = minus the batch's mean of
     those sums, so the pre-activations stay of order 1 (gates not saturated: an error in a shows). Where an
     accumulator of the dtype's own precision (bfloat16, float16) loses most: with random signs the partial
-    sums stay near sqrt(K) of a term and its rounding errors stay inside L0's float32-accumulation bound."""
+    sums stay near sqrt(K) of a term and its rounding errors stay inside L0's float32-accumulation bound.
+
+    loss_reads: "both" (cotangents on h_next and c_next), "h" or "c" (the other cotangent zero: L0's backward
+    then leaves that output out of the loss, claims/through_cell.vjps, as a loss on h_t alone does)."""
+    if loss_reads not in ("both", "h", "c"):
+        raise ValueError(f"loss_reads must be 'both', 'h' or 'c', got {loss_reads!r}")
     n, m = hidden_size, input_size
     # 1/sqrt(width), rounded to a power of two so that scaling keeps values exact.
     scale_ih, scale_hh = (-round(math.log2(math.sqrt(k))) for k in (m, n))
@@ -69,10 +74,14 @@ def kernel_step_problem(batch: int, input_size: int, hidden_size: int, *, weight
         params = LSTMParams(w_ih, w_hh, centre, params.bias_hh)
     o_prev = round_to(u((batch, n), 0, 7).abs() * 0.5 + 0.25, exact_in)  # in [1/4, 3/4]
     v_h, v_c = u((batch, n), 0, 8), u((batch, n), 0, 9)
+    if loss_reads != "both":
+        v_h, v_c = (v_h, torch.zeros_like(v_c)) if loss_reads == "h" else (torch.zeros_like(v_h), v_c)
     drawn = {"kind": kind, "B": batch, "m": m, "n": n, "weight_exp": weight_exp, "cell_exp": cell_exp,
              "forget_shift": forget_shift, "seed": seed}
     if same_sign:
         drawn["same_sign"] = True
+    if loss_reads != "both":
+        drawn["loss_reads"] = loss_reads
     return StepProblem(params, x, h, c, o_prev, v_h, v_c, drawn)
 
 
@@ -99,6 +108,12 @@ KERNEL_EXAMPLES = (kernel_step_problem(65, 129, 257, seed=1), kernel_step_proble
                    # torch.nn.LSTMCell (float32 accumulation) 0.017-0.026. Sizes tried: m = 1023 and 2047 gave
                    # less in bfloat16 (1.05-1.37, 0.54-0.62: its 8 bits stagnate the sum early). Cost: 0.02 s a case.
                    kernel_step_problem(5, 767, 129, seed=3, same_sign=True, kind="same-sign accumulation"))
+# Explicit examples of L0's backward: a loss that reads only h_next (the usual one in training: no gradient
+# arrives for c_t) and one that reads only c_next, in every case. The draws reach both too (a zero v_c in about
+# 1 example in 6), but not in every case's first examples: measured, `--fail-fast` caught
+# tests/cells/mutants.py's UnreadCellOutputSkipsCellPath only at the float32 case before these existed.
+UNREAD_OUTPUT_EXAMPLES = (kernel_step_problem(3, 4, 5, seed=21, loss_reads="h", kind="loss on h_next only"),
+                          kernel_step_problem(2, 3, 6, seed=22, loss_reads="c", kind="loss on c_next only"))
 # The Jacobian claims (L1, L2, L3, L5) draw widths up to 6; this explicit example takes them to a tile
 # tail (n = 129 = 2^7 + 1, m = 17, a batch of 9, not a multiple of 8) in every run. Affordable since
 # through_cell.c_jacobian batches the n backward passes (claims/through_cell.py: _rows_of).

@@ -69,7 +69,8 @@ class StepProblem:
             d = self.drawn
             return (f"kernel_step_problem({d['B']}, {d['m']}, {d['n']}, weight_exp={d['weight_exp']}, "
                     f"cell_exp={d['cell_exp']}, forget_shift={d['forget_shift']}, seed={d['seed']}, "
-                    f"kind={d['kind']!r}{', same_sign=True' if d.get('same_sign') else ''})")
+                    f"kind={d['kind']!r}{', same_sign=True' if d.get('same_sign') else ''}"
+                    f"{', loss_reads=' + repr(d['loss_reads']) if 'loss_reads' in d else ''})")
         np.set_printoptions(precision=17)
         parts = [f"B={self.batch}, m={self.input_size}, n={self.hidden_size}, drawn={self.drawn}"]
         for name, t in [*self.params.as_dict().items(), ("x", self.x), ("h", self.h), ("c", self.c),

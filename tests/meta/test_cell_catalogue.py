@@ -206,3 +206,13 @@ def test_workspace_bug_is_invisible_on_an_instances_first_backward():
     g_bad, g_ref, g_first = weight_grads(bad, x2), weight_grads(ref, x2), weight_grads(ref, x1)
     torch.testing.assert_close(g_bad[0], g_ref[0] + g_first[0])  # dW_ih of both calls
     torch.testing.assert_close(g_bad[2], g_ref[2])  # the biases stay exact
+
+
+def test_the_unread_output_examples_catch_the_h_only_backward_bug_in_every_case():
+    """L0's backward runs a loss on h_next alone and one on c_next alone as explicit examples in every case
+    (strategies/kernel_problems.py: UNREAD_OUTPUT_EXAMPLES): the backward that skips the cell path when no
+    gradient arrives for c_t fails in each dtype at its first example, not only where the draws reach it."""
+    spec = next(m.spec for m in MUTANTS if m.spec.endswith("UnreadCellOutputSkipsCellPath"))
+    for dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16):
+        exc = first_violation(spec, "L0", dtypes=(dtype,), max_examples=1, checks=("backward",))
+        assert exc is not None and "B=3 m=4 n=5, backward" in str(exc), (dtype, exc)

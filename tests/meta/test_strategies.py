@@ -79,10 +79,12 @@ def test_hypothesis_prints_the_problems_by_their_own_repr():
     from lstm_claims.strategies.residual_stacks import residual_stacks
     from lstm_claims.strategies.vanilla_rnn_problems import rnn_problems
 
-    for p in KERNEL_EXAMPLES:
+    from lstm_claims.strategies.kernel_problems import UNREAD_OUTPUT_EXAMPLES
+    for p in (*KERNEL_EXAMPLES, *UNREAD_OUTPUT_EXAMPLES):
         assert pretty(p) == repr(p)
         rebuilt = eval(repr(p), {"kernel_step_problem": kernel_step_problem})
         assert torch.equal(rebuilt.x, p.x) and torch.equal(rebuilt.params.bias_ih, p.params.bias_ih)
+        assert torch.equal(rebuilt.v_h, p.v_h) and torch.equal(rebuilt.v_c, p.v_c)
     from lstm_claims.strategies.sequence_checks import sequence_checks
     for strategy in (step_problems(), sequence_problems(max_steps=3), forget_gate_sequences(), residual_stacks(),
                      rnn_problems(), sequence_checks()):
