@@ -112,8 +112,10 @@ KERNEL_EXAMPLES = (kernel_step_problem(65, 129, 257, seed=1), kernel_step_proble
 # arrives for c_t) and one that reads only c_next, in every case. The draws reach both too (a zero v_c in about
 # 1 example in 6), but not in every case's first examples: measured, `--fail-fast` caught
 # tests/cells/mutants.py's UnreadCellOutputSkipsCellPath only at the float32 case before these existed.
-UNREAD_OUTPUT_EXAMPLES = (kernel_step_problem(3, 4, 5, seed=21, loss_reads="h", kind="loss on h_next only"),
-                          kernel_step_problem(2, 3, 6, seed=22, loss_reads="c", kind="loss on c_next only"))
+# A batch of 1: the path is the point, and tests/meta/test_cell_catalogue.py shows a batch-only bug invisible at
+# batch 1 with L0's forward and backward (their explicit examples included).
+UNREAD_OUTPUT_EXAMPLES = (kernel_step_problem(1, 4, 5, seed=21, loss_reads="h", kind="loss on h_next only"),
+                          kernel_step_problem(1, 3, 6, seed=22, loss_reads="c", kind="loss on c_next only"))
 # The Jacobian claims (L1, L2, L3, L5) draw widths up to 6; this explicit example takes them to a tile
 # tail (n = 129 = 2^7 + 1, m = 17, a batch of 9, not a multiple of 8) in every run. Affordable since
 # through_cell.c_jacobian batches the n backward passes (claims/through_cell.py: _rows_of).
