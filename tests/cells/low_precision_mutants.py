@@ -135,23 +135,18 @@ KERNEL_WIDTH_LOW_PRECISION_MUTANTS = (
 # torch.nn.LSTM's contract, a Python loop of one step per time step (tests/cells/sequences.py), with a
 # bug in the half-precision branch of the time loop only.
 
-from tests.cells.sequences import _LSTMContract  # noqa: E402  (the sequence modules' shared contract)
+from tests.cells.sequences import ChunkStateDropped, _LSTMContract  # noqa: E402  (the sequence modules' contract)
 
 
-class HalfChunkStateDropped(_LSTMContract):
+class HalfChunkStateDropped(ChunkStateDropped):
     """In bfloat16 and float16, chunks of 64 steps each restart from a zero cell state (a half-precision kernel
-    that does not carry c across a chunk boundary); float32 and float64 run one correct loop."""
-
-    CHUNK = 64
+    that does not carry c across a chunk boundary: tests/cells/sequences.py's ChunkStateDropped); float32 and
+    float64 run one correct loop."""
 
     def loop(self, xs, h, c):
         if xs.dtype not in HALF:
-            return super().loop(xs, h, c)
-        hs = []
-        for start in range(0, xs.shape[0], self.CHUNK):
-            chunk_hs, h, c = super().loop(xs[start:start + self.CHUNK], h, c if start == 0 else torch.zeros_like(c))
-            hs.append(chunk_hs)
-        return torch.cat(hs), h, c
+            return _LSTMContract.loop(self, xs, h, c)
+        return super().loop(xs, h, c)
 
 
 class Float16CarriedStateInBfloat16(_LSTMContract):
